@@ -1,0 +1,25 @@
+"""Console entry point.
+
+``imagesmith doctor`` runs inside slim pods, so it is dispatched before click (or anything else
+outside the standard library) is imported; every other command goes through the click CLI.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "doctor":
+        from imagesmith.probe.cli import main as doctor_main
+
+        code: int = doctor_main(args[1:])
+        return code
+    from imagesmith.cli import run
+
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
