@@ -19,13 +19,15 @@ _SM = re.compile(r"(?:sm|compute)_?(\d+)(\d)[af]?", re.IGNORECASE)
 @dataclass(frozen=True, slots=True)
 class NvVersion:
     parts: tuple[int, ...]
+    # The spelling we were given: driver components are zero-padded (580.65.06) and must print that way.
+    text: str | None = None
 
     @classmethod
     def parse(cls, text: str) -> NvVersion:
         value = str(text).strip()
         if not _DOTTED.fullmatch(value):
             raise ValueError(f"not a dotted version: {text!r}")
-        return cls(tuple(int(p) for p in value.split(".")))
+        return cls(tuple(int(p) for p in value.split(".")), value)
 
     @classmethod
     def capability(cls, text: str) -> NvVersion:
@@ -68,7 +70,7 @@ class NvVersion:
         return self._key() < other._key()
 
     def __str__(self) -> str:
-        return ".".join(str(p) for p in self.parts)
+        return self.text or ".".join(str(p) for p in self.parts)
 
     @property
     def sm(self) -> str:

@@ -1,0 +1,141 @@
+"""``imagesmith images``: plan and render the curated image set from the policy."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from imagesmith.errors import EXIT_NEGATIVE, EXIT_OK, EnvironmentProblem
+from imagesmith.images.plan import Plan, make_plan
+from imagesmith.images.policy import load_policy
+from imagesmith.matrix import knowledge
+
+POLICY_HELP = "Policy file (default: ./imagesmith.yaml, else the embedded default)."
+
+
+def _plan(policy: Path | None) -> Plan:
+    kb = knowledge.load()
+    return make_plan(kb, load_policy(policy, kb))
+
+
+def plan_payload(plan: Plan) -> dict[str, Any]:
+    return {
+        "schema": 1,
+        "policy": plan.policy.source,
+        "images": [
+            {
+                "name": i.name,
+                "tag": i.tag,
+                "aliases": list(i.aliases),
+                "parent": i.parent,
+                "base": i.base.image,
+                "variant": i.variant,
+                "framework": i.framework_spec,
+                "cuda": str(i.cuda) if i.cuda else None,
+                "cudnn": str(i.cudnn) if i.cudnn else None,
+                "python": i.python,
+                "min_driver": str(i.min_driver) if i.min_driver else None,
+                "full_driver": str(i.full_driver) if i.full_driver else None,
+                "sm": i.sm or None,
+                "nodes": list(i.nodes),
+            }
+            for i in plan.images
+        ],
+        "coverage": [{"line": c[0], "node": c[1], "build": c[2], "verdict": c[3]} for c in plan.coverage],
+        "left_out": [{"what": d.subject, "why": d.reason} for d in plan.left_out],
+        "uncovered": [{"what": d.subject, "why": d.reason} for d in plan.uncovered],
+    }
+
+
+@click.group()
+def images() -> None:
+    """Plan and render the curated base images."""
+
+
+@images.command("plan")
+@click.option("--policy", type=click.Path(path_type=Path, dir_okay=False), default=None, help=POLICY_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@click.option("--explain", is_flag=True, help="Also name every combination left out, and why.")
+def plan_command(policy: Path | None, as_json: bool, explain: bool) -> int:
+    """The smallest image set giving every fleet node a working image for every framework line."""
+    plan = _plan(policy)
+    if as_json:
+        click.echo(json.dumps(plan_payload(plan), indent=2))
+        return EXIT_NEGATIVE if plan.uncovered else EXIT_OK
+    click.echo(
+        f"{len(plan.images)} images from {plan.policy.source} for {len(plan.policy.fleet)} fleet node types:"
+    )
+    for image in plan.images:
+        indent = "  " * (1 + _depth(plan, image.name))
+        facts = [image.variant]
+        if image.framework:
+            facts += [f"CUDA {image.cuda}", f"cuDNN {image.cudnn or '-'}", f"driver >= {image.min_driver}"]
+        facts.append(f"py{image.python}")
+        click.echo(f"{indent}{image.tag}  ({', '.join(facts)})")
+        if image.framework and image.variant == "runtime":
+            click.echo(f"{indent}  sm: {image.sm or 'none'}; runs on: {', '.join(image.nodes)}")
+    click.echo("coverage:")
+    for line, node, build, verdict in plan.coverage:
+        click.echo(f"  {line:<22} {node:<16} {build:<28} {verdict}")
+    if plan.uncovered:
+        click.echo("NOT COVERED:")
+        for d in plan.uncovered:
+            click.echo(f"  {d.subject}: {d.reason}")
+    if explain:
+        click.echo("left out:")
+        for d in plan.left_out or ():
+            click.echo(f"  {d.subject}: {d.reason}")
+        if not plan.left_out:
+            click.echo("  nothing")
+    return EXIT_NEGATIVE if plan.uncovered else EXIT_OK
+
+
+def _depth(plan: Plan, name: str) -> int:
+    depth = 0
+    image = plan.image(name)
+    while image.parent:
+        depth += 1
+        image = plan.image(image.parent)
+    return depth
+
+
+@images.command("render")
+@click.option("--policy", type=click.Path(path_type=Path, dir_okay=False), default=None, help=POLICY_HELP)
+@click.option(
+    "--output-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path(),
+    help="Root to write base_images/ and ci/ into (default: the current directory).",
+)
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Write nothing; exit 1 and list differences if committed files are out of date.",
+)
+def render_command(policy: Path | None, output_dir: Path, check: bool) -> int:
+    """Write base_images/<image>/Dockerfile, base_images/plan.json, ci/images.yml and ci/docker-bake.json."""
+    from imagesmith.images.render import differences, render_files, write
+
+    rendered = render_files(_plan(policy))
+    if check:
+        diffs = differences(rendered, output_dir)
+        for line in diffs:
+            click.echo(line)
+        if diffs:
+            click.echo(f"{len(diffs)} rendered file(s) out of date: run `imagesmith images render`", err=True)
+            return EXIT_NEGATIVE
+        click.echo(f"up to date: {len(rendered.files)} files")
+        return EXIT_OK
+    try:
+        changed = write(rendered, output_dir)
+    except OSError as exc:
+        raise EnvironmentProblem(
+            f"cannot write: {exc.strerror}", where=str(exc.filename or output_dir)
+        ) from None
+    click.echo(f"rendered {len(rendered.files)} files into {output_dir}/ ({len(changed)} changed)")
+    for line in changed:
+        click.echo(f"  {line}")
+    return EXIT_OK
