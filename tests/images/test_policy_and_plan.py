@@ -1,0 +1,94 @@
+"""Policy validation with file:line, and the planner's choices on real data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from imagesmith.errors import DataError
+from imagesmith.images.plan import make_plan
+from imagesmith.images.policy import default_policy_text, load_policy
+from imagesmith.matrix import knowledge
+
+KB = knowledge.load()
+
+POLICY = """\
+schema: 1
+registry: registry.example/ml
+bases:
+  bookworm: {{image: debian:bookworm-slim, python: "3.11"}}
+pythons: ["3.11"]
+variants: [runtime]
+frameworks:
+  torch: ["~=2.13.0"]
+fleet:
+{fleet}
+"""
+
+
+def write(tmp_path: Path, fleet: str, **replace: str) -> Path:
+    text = POLICY.format(fleet=fleet)
+    for old, new in replace.items():
+        text = text.replace(old, new)
+    path = tmp_path / "imagesmith.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_embedded_default_equals_the_repo_policy(repo: Path) -> None:
+    assert (repo / "imagesmith.yaml").read_text() == default_policy_text()
+
+
+def test_smallest_cover_needs_two_torch_builds(tmp_path: Path) -> None:
+    fleet = '  - {name: v100, driver: "535.247.01", gpu: V100}\n  - {name: b200, driver: "580.82.07", gpu: B200}\n'
+    plan = make_plan(KB, load_policy(write(tmp_path, fleet), KB))
+    runtime = [i for i in plan.images if i.variant == "runtime"]
+    assert sorted(i.build_variant or "" for i in runtime) == ["cu126", "cu130"]
+    assert not plan.uncovered
+    assert any(d.subject == "torch==2.13.0+cu132" for d in plan.left_out)
+    base = plan.images[0]
+    assert base.parent is None and all(i.parent == base.name for i in runtime)
+
+
+def test_one_build_when_it_covers_everything(tmp_path: Path) -> None:
+    fleet = '  - {name: h100, driver: "580.82.07", gpu: H100}\n  - {name: b200, driver: "580.82.07", gpu: B200}\n'
+    plan = make_plan(KB, load_policy(write(tmp_path, fleet), KB))
+    assert [i.build_variant for i in plan.images if i.variant == "runtime"] == ["cu130"]
+    image = plan.images[1]
+    labels = dict(image.labels)
+    assert labels["io.imagesmith.min-driver"] == "580.65.06"
+    assert "sm_100" in labels["io.imagesmith.sm"] and labels["io.imagesmith.framework"] == "torch==2.13.0+cu130"
+    assert image.tag == "registry.example/ml/torch:2.13.0-py3.11-cu13.0-runtime-bookworm"
+
+
+def test_uncoverable_node_is_reported(tmp_path: Path) -> None:
+    fleet = '  - {name: k80, driver: "470.82.01", gpu: K80}\n'
+    plan = make_plan(KB, load_policy(write(tmp_path, fleet), KB))
+    assert plan.uncovered and "k80" in plan.uncovered[0].subject
+
+
+@pytest.mark.parametrize(
+    ("fleet", "replace", "line", "words"),
+    [
+        ('  - {name: x, driver: "535.x", gpu: H100}\n', {}, 10, "driver"),
+        ('  - {name: x, driver: "535.104.05", gpu: H1000}\n', {}, 10, "GPU"),
+        ('  - {name: x, driver: "535.104.05", gpu: H100}\n', {'["~=2.13.0"]': '["~=banana"]'}, 8, "specifier"),
+        ('  - {name: x, driver: "535.104.05", gpu: H100}\n', {"variants: [runtime]": "variants: [slim]"}, 6, "variant"),
+        ('  - {name: x, driver: "535.104.05", gpu: H100}\n', {'pythons: ["3.11"]': 'pythons: ["3.12"]'}, 5, "python"),
+        ('  - {name: x, driver: "535.104.05", gpu: H100}\n', {"schema: 1": "schema: 1\ncolour: blue"}, 2, "colour"),
+    ],
+)
+def test_policy_errors_name_file_and_line(tmp_path: Path, fleet: str, replace: dict[str, str], line: int, words: str) -> None:
+    path = write(tmp_path, fleet, **replace)
+    with pytest.raises(DataError) as info:
+        load_policy(path, KB)
+    assert info.value.where == f"{path}:{line}", info.value.one_line()
+    assert words.lower() in info.value.one_line().lower()
+
+
+def test_policy_error_via_cli(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path = write(tmp_path, '  - {name: x, driver: "535.x", gpu: H100}\n')
+    result = run_cli("images", "plan", "--policy", str(path))
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"imagesmith: error: {path}:10: not a driver version: '535.x'"

