@@ -16,6 +16,12 @@ def main(argv: list[str] | None = None) -> int:
 
         code: int = doctor_main(args[1:])
         return code
+    if args == ["--version"]:
+        # Same text as click's version option, without importing click (~30 ms) for the most common probe.
+        from imagesmith import __version__
+
+        print(f"imagesmith, version {__version__}")
+        return 0
     from imagesmith.cli import run
 
     return run(args)

@@ -170,4 +170,3 @@ def validate() -> int:
     kb = knowledge.load()
     click.echo(f"ok: {kb.summary()}")
     return EXIT_OK
-

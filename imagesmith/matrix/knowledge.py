@@ -7,6 +7,8 @@ reported as ``file:line: message`` (``DataError``, exit code 2).
 from __future__ import annotations
 
 import difflib
+import hashlib
+import os
 import re
 import tomllib
 from collections.abc import Callable, Iterator
@@ -131,13 +133,12 @@ class Row:
         return Provenance(file=self.file, line=self.line, source=tuple(citations), confidence=confidence)
 
 
-def read_rows(path: Path) -> dict[str, list[Row]]:
-    """Parse one TOML data file into rows per array-of-tables name, each knowing its line."""
-    name = path.name
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise DataError(f"cannot read: {exc.strerror}", where=str(path)) from None
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "imagesmith" / "matrix"
+
+
+def _parse(text: str, name: str) -> tuple[dict[str, Any], dict[str, list[int]]]:
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -145,14 +146,52 @@ def read_rows(path: Path) -> dict[str, list[Row]]:
         match = re.search(r"at line (\d+)", str(exc))
         where = f"{name}:{match.group(1)}" if match else name
         raise DataError(f"invalid TOML: {str(exc).split(' (at line')[0]}", where=where) from None
+    header_lines: dict[str, list[int]] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        found = re.match(r"\s*\[\[\s*([A-Za-z0-9_.-]+)\s*\]\]", line)
+        if found:
+            header_lines.setdefault(found.group(1), []).append(number)
+    return doc, header_lines
+
+
+def _parse_cached(data: bytes, name: str) -> tuple[dict[str, Any], dict[str, list[int]]]:
+    """tomllib is pure Python (~20 ms for all files); a parse keyed by the content hash loads in ~1 ms."""
+    import pickle
+
+    cache = _cache_dir() / f"{name}-{hashlib.sha256(data).hexdigest()[:32]}.pickle"
+    try:
+        with cache.open("rb") as fh:
+            cached = pickle.load(fh)
+        if isinstance(cached, tuple) and len(cached) == 2:
+            return cached  # type: ignore[return-value]
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError):
+        pass
+    parsed = _parse(data.decode("utf-8"), name)
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+        with tmp.open("wb") as fh:
+            pickle.dump(parsed, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        tmp.replace(cache)
+    except OSError:
+        pass  # a read-only home only costs speed
+    return parsed
+
+
+def read_rows(path: Path) -> dict[str, list[Row]]:
+    """Parse one TOML data file into rows per array-of-tables name, each knowing its line."""
+    name = path.name
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"cannot read: {exc.strerror}", where=str(path)) from None
+    try:
+        doc, header_lines = _parse_cached(data, name)
+    except UnicodeDecodeError:
+        raise DataError("not UTF-8 text", where=name) from None
     sources = doc.get("sources", {})
     if not isinstance(sources, dict) or not all(isinstance(v, str) for v in sources.values()):
         raise DataError("[sources] must map ids to citation strings", where=name)
-    header_lines: dict[str, list[int]] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
-        match = re.match(r"\s*\[\[\s*([A-Za-z0-9_.-]+)\s*\]\]", line)
-        if match:
-            header_lines.setdefault(match.group(1), []).append(number)
     tables: dict[str, list[Row]] = {}
     for key, value in doc.items():
         if key == "sources" or not isinstance(value, list):
