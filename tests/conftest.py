@@ -22,9 +22,13 @@ def repo() -> Path:
 def run_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
     """Run the installed console script exactly as a user would."""
 
-    def run(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         exe = Path(sys.executable).with_name("imagesmith")
         full_env = {**os.environ, **(env or {})}
-        return subprocess.run([str(exe), *args], capture_output=True, text=True, cwd=cwd, env=full_env, timeout=120)
+        return subprocess.run(
+            [str(exe), *args], capture_output=True, text=True, cwd=cwd, env=full_env, timeout=120
+        )
 
     return run

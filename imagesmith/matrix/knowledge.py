@@ -163,7 +163,9 @@ def _parse_cached(data: bytes, name: str) -> tuple[dict[str, Any], dict[str, lis
         with cache.open("rb") as fh:
             cached = pickle.load(fh)
         if isinstance(cached, tuple) and len(cached) == 2:
-            return cached  # type: ignore[return-value]
+            doc, lines = cached
+            if isinstance(doc, dict) and isinstance(lines, dict):
+                return doc, lines
     except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError):
         pass
     parsed = _parse(data.decode("utf-8"), name)

@@ -52,13 +52,17 @@ def test_smallest_cover_needs_two_torch_builds(tmp_path: Path) -> None:
 
 
 def test_one_build_when_it_covers_everything(tmp_path: Path) -> None:
-    fleet = '  - {name: h100, driver: "580.82.07", gpu: H100}\n  - {name: b200, driver: "580.82.07", gpu: B200}\n'
+    fleet = (
+        '  - {name: h100, driver: "580.82.07", gpu: H100}\n  - {name: b200, driver: "580.82.07", gpu: B200}\n'
+    )
     plan = make_plan(KB, load_policy(write(tmp_path, fleet), KB))
     assert [i.build_variant for i in plan.images if i.variant == "runtime"] == ["cu130"]
     image = plan.images[1]
     labels = dict(image.labels)
     assert labels["io.imagesmith.min-driver"] == "580.65.06"
-    assert "sm_100" in labels["io.imagesmith.sm"] and labels["io.imagesmith.framework"] == "torch==2.13.0+cu130"
+    assert (
+        "sm_100" in labels["io.imagesmith.sm"] and labels["io.imagesmith.framework"] == "torch==2.13.0+cu130"
+    )
     assert image.tag == "registry.example/ml/torch:2.13.0-py3.11-cu13.0-runtime-bookworm"
 
 
@@ -73,13 +77,35 @@ def test_uncoverable_node_is_reported(tmp_path: Path) -> None:
     [
         ('  - {name: x, driver: "535.x", gpu: H100}\n', {}, 10, "driver"),
         ('  - {name: x, driver: "535.104.05", gpu: H1000}\n', {}, 10, "GPU"),
-        ('  - {name: x, driver: "535.104.05", gpu: H100}\n', {'["~=2.13.0"]': '["~=banana"]'}, 8, "specifier"),
-        ('  - {name: x, driver: "535.104.05", gpu: H100}\n', {"variants: [runtime]": "variants: [slim]"}, 6, "variant"),
-        ('  - {name: x, driver: "535.104.05", gpu: H100}\n', {'pythons: ["3.11"]': 'pythons: ["3.12"]'}, 5, "python"),
-        ('  - {name: x, driver: "535.104.05", gpu: H100}\n', {"schema: 1": "schema: 1\ncolour: blue"}, 2, "colour"),
+        (
+            '  - {name: x, driver: "535.104.05", gpu: H100}\n',
+            {'["~=2.13.0"]': '["~=banana"]'},
+            8,
+            "specifier",
+        ),
+        (
+            '  - {name: x, driver: "535.104.05", gpu: H100}\n',
+            {"variants: [runtime]": "variants: [slim]"},
+            6,
+            "variant",
+        ),
+        (
+            '  - {name: x, driver: "535.104.05", gpu: H100}\n',
+            {'pythons: ["3.11"]': 'pythons: ["3.12"]'},
+            5,
+            "python",
+        ),
+        (
+            '  - {name: x, driver: "535.104.05", gpu: H100}\n',
+            {"schema: 1": "schema: 1\ncolour: blue"},
+            2,
+            "colour",
+        ),
     ],
 )
-def test_policy_errors_name_file_and_line(tmp_path: Path, fleet: str, replace: dict[str, str], line: int, words: str) -> None:
+def test_policy_errors_name_file_and_line(
+    tmp_path: Path, fleet: str, replace: dict[str, str], line: int, words: str
+) -> None:
     path = write(tmp_path, fleet, **replace)
     with pytest.raises(DataError) as info:
         load_policy(path, KB)

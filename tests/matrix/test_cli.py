@@ -10,7 +10,9 @@ CHECK = ("matrix", "check")
 
 
 def test_check_works_json(run_cli) -> None:  # type: ignore[no-untyped-def]
-    result = run_cli(*CHECK, "--framework", "torch==2.4.1+cu124", "--driver", "535.104.05", "--gpu", "H100", "--json")
+    result = run_cli(
+        *CHECK, "--framework", "torch==2.4.1+cu124", "--driver", "535.104.05", "--gpu", "H100", "--json"
+    )
     assert result.returncode == 0, result.stderr
     payload = json.loads(result.stdout)
     assert payload["schema"] == 1 and payload["verdict"] == "works-with-caveats"
@@ -33,7 +35,9 @@ def test_unknown_version_exit_2_with_closest_names(run_cli) -> None:  # type: ig
 
 
 def test_unknown_version_json_reason(run_cli) -> None:  # type: ignore[no-untyped-def]
-    result = run_cli(*CHECK, "--framework", "jax==0.7.2+cuda14", "--driver", "580.82.07", "--gpu", "L4", "--json")
+    result = run_cli(
+        *CHECK, "--framework", "jax==0.7.2+cuda14", "--driver", "580.82.07", "--gpu", "L4", "--json"
+    )
     assert result.returncode == 2
     assert json.loads(result.stdout)["reasons"][0]["code"] == "UNKNOWN_VERSION"
 
@@ -46,7 +50,9 @@ def test_unknown_gpu_and_bad_driver(run_cli) -> None:  # type: ignore[no-untyped
 
 
 def test_options_newest_first(run_cli) -> None:  # type: ignore[no-untyped-def]
-    result = run_cli("matrix", "options", "--driver", "535.104.05", "--gpu", "V100", "--framework", "torch", "--json")
+    result = run_cli(
+        "matrix", "options", "--driver", "535.104.05", "--gpu", "V100", "--framework", "torch", "--json"
+    )
     assert result.returncode == 0
     specs = [o["spec"] for o in json.loads(result.stdout)["options"]]
     assert specs[0].startswith("torch==2.14") or specs[0].startswith("torch==2.13")
@@ -57,7 +63,12 @@ def test_options_newest_first(run_cli) -> None:  # type: ignore[no-untyped-def]
 
 def test_version_and_help(run_cli) -> None:  # type: ignore[no-untyped-def]
     assert run_cli("--version").stdout.strip() == "imagesmith, version 0.1.0"
-    for args in (["--help"], ["matrix", "--help"], ["matrix", "check", "--help"], ["images", "plan", "--help"]):
+    for args in (
+        ["--help"],
+        ["matrix", "--help"],
+        ["matrix", "check", "--help"],
+        ["images", "plan", "--help"],
+    ):
         result = run_cli(*args)
         assert result.returncode == 0 and "Usage" in result.stdout, args
 

@@ -63,7 +63,13 @@ def test_unknown_gpu_suggests_close_names() -> None:
 
 @pytest.mark.parametrize(
     ("query", "name"),
-    [("H100", "H100 SXM"), ("a100-80gb", "A100 80GB"), ("L4", "L4"), ("RTX 4090", "GeForce RTX 4090"), ("K80", "Tesla K80")],
+    [
+        ("H100", "H100 SXM"),
+        ("a100-80gb", "A100 80GB"),
+        ("L4", "L4"),
+        ("RTX 4090", "GeForce RTX 4090"),
+        ("K80", "Tesla K80"),
+    ],
 )
 def test_gpu_names_and_aliases(query: str, name: str) -> None:
     assert Knowledge().find_gpu(query).name == name
