@@ -1,0 +1,91 @@
+"""The requirement grammar, after SkyPilot's (`4` exact, `4+` at least) with dstack-style ranges (`24..48`).
+
+Forms: ``N`` exactly N (within 0.01, as SkyPilot compares counts); ``N+`` or ``N..`` at least N; ``..N`` at most N;
+``A..B`` from A to B inclusive. Memory also takes ``Nx``: at least N GiB per vCPU. Numbers carry no unit: memory is
+GiB, GPU memory is per GPU in the basis named by --gpu-memory-basis.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from imagesmith.errors import UsageError
+
+_NUM = r"(\d+(?:\.\d+)?|\.\d+)"
+_EXACT = re.compile(rf"{_NUM}")
+_PLUS = re.compile(rf"{_NUM}\+")
+_RANGE = re.compile(rf"{_NUM}?\.\.{_NUM}?")
+_RATIO = re.compile(rf"{_NUM}x")
+_TOLERANCE = 0.01
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Range:
+    low: float | None
+    high: float | None
+    text: str
+
+    def contains(self, value: float) -> bool:
+        return (self.low is None or value >= self.low - 1e-9) and (
+            self.high is None or value <= self.high + 1e-9
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Ratio:
+    """Memory as a multiple of the vCPU count (`4x` = at least 4 GiB per vCPU)."""
+
+    per_vcpu: float
+    text: str
+
+
+def _bad(flag: str, text: str, why: str) -> UsageError:
+    return UsageError(f"{why}; write N (exact), N+ (at least), A..B, ..B", where=f"{flag} {text!r}")
+
+
+def parse_range(text: str, *, flag: str) -> Range:
+    value = text.strip().replace(" ", "")
+    if (m := _EXACT.fullmatch(value)) is not None:
+        n = float(m.group(1))
+        return Range(low=n - _TOLERANCE, high=n + _TOLERANCE, text=value)
+    if (m := _PLUS.fullmatch(value)) is not None:
+        return Range(low=float(m.group(1)), high=None, text=value)
+    if (m := _RANGE.fullmatch(value)) is not None:
+        low = float(m.group(1)) if m.group(1) is not None else None
+        high = float(m.group(2)) if m.group(2) is not None else None
+        if low is None and high is None:
+            raise _bad(flag, text, "an empty range")
+        if low is not None and high is not None and low > high:
+            raise _bad(flag, text, f"the range is empty ({low:g} > {high:g})")
+        return Range(low=low, high=high, text=value)
+    if re.search(r"[a-zA-Z]", value):
+        raise _bad(flag, text, "numbers carry no unit here (memory is GiB, GPU memory is GB/GiB per GPU)")
+    raise _bad(flag, text, "not a number or range")
+
+
+def parse_memory(text: str, *, flag: str = "--memory") -> Range | Ratio:
+    value = text.strip().replace(" ", "")
+    if (m := _RATIO.fullmatch(value)) is not None:
+        return Ratio(per_vcpu=float(m.group(1)), text=value)
+    return parse_range(value, flag=flag)
+
+
+def parse_capability(text: str, *, flag: str = "--min-cc") -> tuple[int, int]:
+    value = text.strip().lower()
+    m = re.fullmatch(r"(\d+)\.(\d)", value) or re.fullmatch(r"sm_?(\d+)(\d)[af]?", value)
+    if m is None:
+        raise UsageError(
+            "a compute capability is written 8.0, 9.0, 12.0 (or sm_80)", where=f"{flag} {text!r}"
+        )
+    return int(m.group(1)), int(m.group(2))
+
+
+def parse_price(text: str | float, *, flag: str = "--max-price") -> float:
+    try:
+        value = float(str(text).strip().lstrip("$"))
+    except ValueError:
+        raise UsageError("a price is USD per hour, e.g. 5 or 2.5", where=f"{flag} {text!r}") from None
+    if value <= 0:
+        raise UsageError("a price limit must be above 0", where=f"{flag} {text!r}")
+    return value

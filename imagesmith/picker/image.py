@@ -1,0 +1,71 @@
+"""`--image TAG`: which compute capabilities can the image's framework build run on? (joined from the matrix)
+
+A curated tag reads ``<repo>/<framework>:<version>-py<py>-cu<cuda>-<variant>-<os>``, e.g.
+``ghcr.io/acme/ml/torch:2.8.0-py3.11-cu12.8-runtime-bookworm``; it becomes the framework spec the matrix resolves
+(torch: ``torch==2.8.0+cu128``; jax: ``jax==V+cuda12`` by CUDA major; tensorflow: ``tensorflow==V+cuda``).
+A spec such as ``torch==2.8.0+cu128`` is taken as is.
+"""
+
+from __future__ import annotations
+
+import re
+
+from imagesmith.errors import UsageError
+from imagesmith.picker.query import ImageFilter
+
+_TAG = re.compile(
+    r"(?:.*/)?(?P<framework>[a-z0-9_.-]+):(?P<version>[0-9][0-9A-Za-z.]*)-py(?P<py>\d+\.\d+)-cu(?P<cuda>\d+(?:\.\d+)*)"
+    r"-(?P<variant>[a-z0-9]+)-(?P<os>[a-z0-9.]+)"
+)
+_FRAMEWORKS = {
+    "torch": "torch",
+    "pytorch": "torch",
+    "jax": "jax",
+    "tensorflow": "tensorflow",
+    "tf": "tensorflow",
+}
+
+
+def spec_for(image: str) -> str:
+    """The matrix framework spec for an image tag or spec; UsageError naming --image otherwise."""
+    text = image.strip()
+    if "==" in text:
+        return text
+    m = _TAG.fullmatch(text)
+    if m is None:
+        raise UsageError(
+            "expected a curated tag <repo>/<framework>:<version>-py<py>-cu<cuda>-<variant>-<os> "
+            "or a framework spec like torch==2.8.0+cu128",
+            where=f"--image {image!r}",
+        )
+    framework = _FRAMEWORKS.get(m["framework"])
+    if framework is None:
+        raise UsageError(
+            f"no framework named {m['framework']!r} (known: {', '.join(sorted(set(_FRAMEWORKS.values())))})",
+            where=f"--image {image!r}",
+        )
+    cuda = m["cuda"]
+    if framework == "torch":
+        parts = cuda.split(".")
+        build = "cu" + "".join(parts[:2])
+    elif framework == "jax":
+        build = f"cuda{cuda.split('.')[0]}"
+    else:
+        build = "cuda"
+    return f"{framework}=={m['version']}+{build}"
+
+
+def image_filter(image: str, capabilities: set[tuple[int, int]]) -> ImageFilter:
+    """Resolve the build through the matrix and judge every capability in the catalog once."""
+    from imagesmith.matrix import knowledge, rules, spec
+    from imagesmith.matrix.versions import NvVersion
+
+    text = spec_for(image)
+    kb = knowledge.load()
+    build = spec.resolve(kb, text, where=f"--image {image!r}")
+    verdicts: dict[tuple[int, int], tuple[bool, str]] = {}
+    for cap in capabilities:
+        verdict = rules.kernel_for_gpu(sass=build.sass, ptx=build.ptx, capability=NvVersion((cap[0], cap[1])))
+        why = "; ".join(r.message for r in verdict.reasons)
+        verdicts[cap] = (verdict.verdict != "fails", why)
+    return ImageFilter(spec=build.spec, verdicts=verdicts)

@@ -1,0 +1,1 @@
+"""Parsers of the providers' own published price and spec formats, each returning catalog rows."""

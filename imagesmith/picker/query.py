@@ -1,0 +1,196 @@
+"""A parsed, validated request: every flag turned into a typed constraint, every bad value a UsageError."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from imagesmith.errors import UnknownName, UsageError
+from imagesmith.picker.catalog import Catalog
+from imagesmith.picker.grammar import Range, Ratio, parse_capability, parse_memory, parse_price, parse_range
+from imagesmith.picker.model import CLOUDS, SERVICES
+
+ARCH_ALIASES = {
+    "x86_64": "x86_64",
+    "amd64": "x86_64",
+    "x86-64": "x86_64",
+    "arm64": "arm64",
+    "aarch64": "arm64",
+    "any": "any",
+}
+# Most CUDA images are built for amd64 only, and the cheapest whole GPU on AWS is the arm64 g5g.xlarge: an
+# unconstrained default would hand out a machine the image cannot run on. `--arch any` lifts it.
+DEFAULT_ARCH = "x86_64"
+BASES = ("nominal", "reported")
+# SageMaker rows run only inside SageMaker; a plain "cheapest machine" question is about VMs.
+DEFAULT_SERVICES = ("ec2", "compute-engine", "azure-vm")
+CLOUD_SERVICES = {"aws": ("ec2", "sagemaker"), "gcp": ("compute-engine",), "azure": ("azure-vm",)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImageFilter:
+    """The image's framework build and, per compute capability, whether it can run there (and why not)."""
+
+    spec: str
+    verdicts: dict[tuple[int, int], tuple[bool, str]] = field(hash=False, compare=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Query:
+    cpus: Range | None = None
+    memory: Range | Ratio | None = None
+    gpus: Range | None = None
+    wants_gpu: bool = False
+    gpu_names: tuple[str, ...] = ()
+    gpu_memory: Range | None = None
+    gpu_memory_basis: str = "nominal"
+    min_cc: tuple[int, int] | None = None
+    arch: str | None = None
+    clouds: tuple[str, ...] = ()
+    services: tuple[str, ...] = DEFAULT_SERVICES
+    regions: tuple[str, ...] = ()
+    spot: bool = False
+    max_price: float | None = None
+    allow_fractional: bool = False
+    no_burstable: bool = False
+    image: ImageFilter | None = None
+    top: int = 5
+
+    def describe(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "cpus": self.cpus.text if self.cpus else None,
+            "memory": self.memory.text if self.memory else None,
+            "gpus": self.gpus.text if self.gpus else ("1+ (any GPU)" if self.wants_gpu else "0"),
+            "gpu": list(self.gpu_names) or None,
+            "gpu_memory": self.gpu_memory.text if self.gpu_memory else None,
+            "gpu_memory_basis": self.gpu_memory_basis,
+            "min_cc": f"{self.min_cc[0]}.{self.min_cc[1]}" if self.min_cc else None,
+            "arch": self.arch or "any",
+            "cloud": list(self.clouds) or None,
+            "service": list(self.services),
+            "region": list(self.regions) or None,
+            "market": "spot" if self.spot else "on-demand",
+            "max_price": self.max_price,
+            "allow_fractional": self.allow_fractional,
+            "no_burstable": self.no_burstable,
+            "image": self.image.spec if self.image else None,
+            "top": self.top,
+        }
+        return {k: v for k, v in out.items() if v is not None}
+
+
+def _split(value: str | None) -> tuple[str, ...]:
+    return tuple(v.strip() for v in (value or "").split(",") if v.strip())
+
+
+def _known(
+    kind: str, values: tuple[str, ...], known: list[str], flag: str, *, fold: bool = True
+) -> tuple[str, ...]:
+    out = []
+    index = {k.lower() if fold else k: k for k in known}
+    for v in values:
+        hit = index.get(v.lower() if fold else v)
+        if hit is None:
+            import difflib  # only on the error path: it costs start-up time
+
+            close = difflib.get_close_matches(v.lower(), list(index), n=3, cutoff=0.4)
+            raise UnknownName(kind, v, [index[c] for c in close] or known[:6], where=flag)
+        out.append(hit)
+    return tuple(out)
+
+
+def build(
+    catalog: Catalog,
+    *,
+    cpus: str | None = None,
+    memory: str | None = None,
+    gpus: str | None = None,
+    gpu: str | None = None,
+    gpu_memory: str | None = None,
+    gpu_memory_basis: str = "nominal",
+    min_cc: str | None = None,
+    arch: str | None = None,
+    cloud: str | None = None,
+    service: str | None = None,
+    region: str | None = None,
+    spot: bool = False,
+    max_price: str | float | None = None,
+    allow_fractional: bool = False,
+    no_burstable: bool = False,
+    top: int = 5,
+    image: ImageFilter | None = None,
+) -> Query:
+    clouds = _known("cloud", _split(cloud), list(CLOUDS), "--cloud")
+    services = _known("service", _split(service), list(SERVICES), "--service")
+    if not services:
+        services = (
+            tuple(s for c in clouds for s in CLOUD_SERVICES[c] if s in DEFAULT_SERVICES)
+            if clouds
+            else DEFAULT_SERVICES
+        )
+    elif clouds and not any(s in CLOUD_SERVICES[c] for c in clouds for s in services):
+        raise UsageError(
+            f"service {','.join(services)} is not offered by cloud {','.join(clouds)}", where="--service"
+        )
+    regions = _known("region", _split(region), _names(catalog, "region"), "--region")
+    models = _names(catalog, "gpu_model")
+    names = _split(gpu)
+    for n in names:
+        if not any(_gpu_matches(m, n) for m in models):
+            import difflib
+
+            raise UnknownName(
+                "GPU model",
+                n,
+                difflib.get_close_matches(n.upper(), models, n=3, cutoff=0.3) or models,
+                where="--gpu",
+            )
+    if arch is not None and arch.lower() not in ARCH_ALIASES:
+        raise UsageError("architecture is x86_64 (amd64), arm64 (aarch64) or any", where=f"--arch {arch!r}")
+    if gpu_memory_basis not in BASES:
+        raise UsageError("basis is nominal or reported", where=f"--gpu-memory-basis {gpu_memory_basis!r}")
+    if top < 0:
+        raise UsageError("must be 0 or more", where=f"--top {top}")
+    gpus_range = parse_range(gpus, flag="--gpus") if gpus is not None else None
+    gpu_flags = bool(names or gpu_memory or min_cc or image or allow_fractional)
+    if gpus_range is not None and gpus_range.high is not None and gpus_range.high < 0.5 and gpu_flags:
+        raise UsageError("asks for no GPU but other flags ask for one", where=f"--gpus {gpus}")
+    return Query(
+        cpus=parse_range(cpus, flag="--cpus") if cpus is not None else None,
+        memory=parse_memory(memory) if memory is not None else None,
+        gpus=gpus_range,
+        wants_gpu=gpu_flags or (gpus_range is not None and (gpus_range.low or 0) > 0),
+        gpu_names=names,
+        gpu_memory=parse_range(gpu_memory, flag="--gpu-memory") if gpu_memory is not None else None,
+        gpu_memory_basis=gpu_memory_basis,
+        min_cc=parse_capability(min_cc) if min_cc is not None else None,
+        arch=_arch(arch),
+        clouds=clouds,
+        services=services,
+        regions=regions,
+        spot=spot,
+        max_price=parse_price(max_price) if max_price is not None else None,
+        allow_fractional=allow_fractional,
+        no_burstable=no_burstable,
+        image=image,
+        top=top,
+    )
+
+
+def _names(catalog: Catalog, column: str) -> list[str]:
+    key = ("names", column)
+    if key not in catalog.cache:
+        catalog.cache[key] = sorted({v for r in catalog.rows if (v := getattr(r, column))})
+    names: list[str] = catalog.cache[key]
+    return names
+
+
+def _arch(arch: str | None) -> str | None:
+    value = ARCH_ALIASES[arch.lower()] if arch is not None else DEFAULT_ARCH
+    return None if value == "any" else value
+
+
+def _gpu_matches(model: str, name: str) -> bool:
+    """`A100` matches A100 and A100-80GB; `A100-80GB` matches only itself (case-insensitive)."""
+    m, n = model.lower(), name.lower()
+    return m == n or m.startswith(n + "-")

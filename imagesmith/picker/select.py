@@ -1,0 +1,233 @@
+"""The pure core: rows + query -> the cheapest fitting row, alternatives, and why cheaper rows were rejected.
+
+Order (documented, deterministic): price for the chosen market ascending, then cloud, service, region and
+instance type by name. So g5g.16xlarge beats the same-priced g5g.metal, and AWS beats Azure at an equal price.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from imagesmith.picker.catalog import Catalog
+from imagesmith.picker.grammar import Range, Ratio
+from imagesmith.picker.model import InstanceRow
+from imagesmith.picker.query import Query, _gpu_matches
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Failure:
+    constraint: str  # the flag's name without dashes: cpus, memory, gpus, gpu, gpu_memory, min_cc, ...
+    wanted: str
+    got: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"constraint": self.constraint, "wanted": self.wanted, "got": self.got}
+
+    def __str__(self) -> str:
+        return f"{self.constraint} {self.wanted}: {self.got}"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Rejection:
+    row: InstanceRow
+    failed: tuple[Failure, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"row": self.row.to_json(), "failed": [f.to_json() for f in self.failed]}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Selection:
+    choice: InstanceRow | None
+    alternatives: tuple[InstanceRow, ...]
+    rejected: tuple[Rejection, ...]
+    rejected_total: int
+
+
+_CC_CACHE: dict[str, tuple[int, int] | None] = {}
+
+
+def _cc(text: str) -> tuple[int, int] | None:
+    try:
+        return _CC_CACHE[text]
+    except KeyError:
+        major, _, minor = text.partition(".")
+        value = (int(major), int(minor or 0)) if major.isdigit() else None
+        _CC_CACHE[text] = value
+        return value
+
+
+def _fmt(value: float) -> str:
+    return f"{value:g}"
+
+
+def failures(row: InstanceRow, q: Query) -> list[Failure]:
+    """Every constraint the row breaks; empty when it fits."""
+    out: list[Failure] = []
+    price = row.price_spot if q.spot else row.price_on_demand
+    market = "spot" if q.spot else "on-demand"
+    if price is None:
+        out.append(
+            Failure(constraint="price", wanted=f"a published {market} price", got="none in the catalog")
+        )
+    elif q.max_price is not None and price > q.max_price:
+        out.append(
+            Failure(constraint="max_price", wanted=f"<= {_fmt(q.max_price)}", got=f"${price:g}/h {market}")
+        )
+    count = row.gpu_count
+    if row.gpu_fractional and not q.allow_fractional:
+        out.append(
+            Failure(
+                constraint="allow_fractional",
+                wanted="whole GPUs",
+                got=f"{_fmt(count)} of one {row.gpu_model} (pass --allow-fractional)",
+            )
+        )
+    if q.gpus is not None and not q.gpus.contains(count):
+        out.append(Failure(constraint="gpus", wanted=q.gpus.text, got=_fmt(count)))
+    elif q.wants_gpu and count <= 0:
+        # --gpu/--gpu-memory/--min-cc/--image ask for a GPU even when --gpus ..1 would admit zero.
+        out.append(Failure(constraint="gpus", wanted="at least one GPU", got="0"))
+    elif q.gpus is None and not q.wants_gpu and count > 0:
+        out.append(
+            Failure(constraint="gpus", wanted="0 (no GPU flag given)", got=f"{_fmt(count)} x {row.gpu_model}")
+        )
+    if count > 0:
+        if q.gpu_names and not any(_gpu_matches(row.gpu_model, n) for n in q.gpu_names):
+            out.append(Failure(constraint="gpu", wanted=",".join(q.gpu_names), got=row.gpu_model))
+        if q.gpu_memory is not None:
+            mem = row.gpu_memory_nominal_gb_each
+            basis = "nominal GB"
+            if q.gpu_memory_basis == "reported" and row.gpu_memory_gib_each is not None:
+                mem, basis = row.gpu_memory_gib_each, "reported GiB"
+            if mem is None or not q.gpu_memory.contains(mem):
+                got = f"{_fmt(mem)} {basis}" if mem is not None else "unknown"
+                out.append(
+                    Failure(
+                        constraint="gpu_memory", wanted=f"{q.gpu_memory.text} ({q.gpu_memory_basis})", got=got
+                    )
+                )
+        cc = _cc(row.compute_capability)
+        if q.min_cc is not None and (cc is None or cc < q.min_cc):
+            out.append(
+                Failure(
+                    constraint="min_cc",
+                    wanted=f"{q.min_cc[0]}.{q.min_cc[1]}",
+                    got=f"{row.gpu_model} is {row.compute_capability or 'unknown'}",
+                )
+            )
+        if q.image is not None:
+            ok, why = (
+                q.image.verdicts.get(cc, (False, "unknown compute capability")) if cc else (False, "unknown")
+            )
+            if not ok:
+                out.append(
+                    Failure(
+                        constraint="image",
+                        wanted=q.image.spec,
+                        got=f"{row.gpu_model} ({row.compute_capability}): {why}",
+                    )
+                )
+    if q.arch is not None and row.arch != q.arch:
+        out.append(Failure(constraint="arch", wanted=q.arch, got=row.arch))
+    if q.cpus is not None and not q.cpus.contains(row.vcpus):
+        out.append(Failure(constraint="cpus", wanted=q.cpus.text, got=f"{_fmt(row.vcpus)} vCPUs"))
+    if isinstance(q.memory, Range) and not q.memory.contains(row.memory_gib):
+        out.append(Failure(constraint="memory", wanted=q.memory.text, got=f"{_fmt(row.memory_gib)} GiB"))
+    elif isinstance(q.memory, Ratio) and row.memory_gib < q.memory.per_vcpu * row.vcpus - 1e-9:
+        out.append(
+            Failure(
+                constraint="memory",
+                wanted=f"{q.memory.text} ({_fmt(q.memory.per_vcpu * row.vcpus)} GiB)",
+                got=f"{_fmt(row.memory_gib)} GiB",
+            )
+        )
+    if q.no_burstable and row.burstable:
+        out.append(
+            Failure(constraint="no_burstable", wanted="full-time vCPUs", got="burstable (CPU credits)")
+        )
+    return out
+
+
+def in_scope(row: InstanceRow, q: Query) -> bool:
+    """Cloud/service/region say where to look; rows elsewhere are not options and are not reported."""
+    return (
+        row.service in q.services
+        and (not q.clouds or row.cloud in q.clouds)
+        and (not q.regions or row.region in q.regions)
+    )
+
+
+def sort_key(row: InstanceRow, spot: bool) -> tuple[float, str, str, str, str]:
+    price = row.price_spot if spot else row.price_on_demand
+    return (
+        price if price is not None else float("inf"),
+        row.cloud,
+        row.service,
+        row.region,
+        row.instance_type,
+    )
+
+
+def ordered(catalog: Catalog, spot: bool) -> tuple[InstanceRow, ...]:
+    """Rows in tie-break order, computed once per catalog and market."""
+    key = ("order", spot)
+    if key not in catalog.cache:
+        catalog.cache[key] = tuple(sorted(catalog.rows, key=lambda r: sort_key(r, spot)))
+    order: tuple[InstanceRow, ...] = catalog.cache[key]
+    return order
+
+
+def _other_kind(row: InstanceRow, q: Query) -> bool:
+    """A CPU row for a GPU question (or the reverse): it certainly fails, and is a near miss only in name."""
+    if q.wants_gpu:
+        return row.gpu_count <= 0
+    return q.gpus is None and row.gpu_count > 0
+
+
+def _other_gpu(row: InstanceRow, q: Query) -> bool:
+    """When the user named a GPU, rows with that GPU are the nearer misses (a V100 failing --image, not a T4)."""
+    return bool(q.gpu_names) and not any(_gpu_matches(row.gpu_model, n) for n in q.gpu_names)
+
+
+def select(catalog: Catalog, q: Query) -> Selection:
+    choice: InstanceRow | None = None
+    alternatives: list[InstanceRow] = []
+    rejected: list[Rejection] = []
+    # Rows of the other kind are only counted on the way; their failures are worked out at the end, and only if
+    # too few real near misses exist to fill the list (on a 10x catalog this is most of the query's time).
+    other: list[InstanceRow] = []
+    for row in ordered(catalog, q.spot):
+        if not in_scope(row, q):
+            continue
+        if _other_kind(row, q):
+            if choice is None:
+                other.append(row)
+            continue
+        failed = failures(row, q)
+        if failed:
+            if choice is None:
+                rejected.append(Rejection(row=row, failed=tuple(failed)))
+            continue
+        if choice is None:
+            choice = row
+        elif len(alternatives) < q.top:
+            alternatives.append(row)
+        else:
+            break
+    want = max(q.top, 1)
+    closest = sorted(rejected, key=lambda r: (_other_gpu(r.row, q), len(r.failed), sort_key(r.row, q.spot)))[
+        :want
+    ]
+    if len(closest) < want and other:
+        extra = [Rejection(row=r, failed=tuple(failures(r, q))) for r in other]
+        closest += sorted(extra, key=lambda r: (len(r.failed), sort_key(r.row, q.spot)))[
+            : want - len(closest)
+        ]
+    return Selection(
+        choice=choice,
+        alternatives=tuple(alternatives),
+        rejected=tuple(closest),
+        rejected_total=len(rejected) + len(other),
+    )

@@ -1,0 +1,102 @@
+"""The commands as a user runs them: a real subprocess, exit codes, one-line errors, parseable output."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures" / "providers"
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "imagesmith", *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_pick_text_states_catalog_date_and_choice() -> None:
+    p = run("pick", "--gpus", "1", "--gpu-memory", "24+")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith("catalog ") and "choice:" in p.stdout and "cheaper rows rejected" in p.stdout
+
+
+def test_pick_json_and_negative_exit() -> None:
+    p = run("pick", "--gpu", "H200", "--cloud", "gcp", "--json")
+    assert p.returncode == 1
+    doc = json.loads(p.stdout)
+    assert doc["schema"] == 1 and doc["choice"] is None and doc["rejected"]
+    assert p.stderr.count("\n") == 1 and "closest:" in p.stderr and "Traceback" not in p.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--cpus", "4GB"], "--cpus '4GB'"),
+        (["--gpu", "X200"], "--gpu: unknown GPU model 'X200'"),
+        (["--image", "not-a-tag"], "--image 'not-a-tag'"),
+        (["--top", "-1"], "--top -1"),
+    ],
+)
+def test_pick_bad_input_exit_2_one_line(args: list[str], needle: str) -> None:
+    p = run("pick", *args)
+    assert p.returncode == 2 and needle in p.stderr and p.stderr.count("\n") == 1, p.stderr
+
+
+def test_formats() -> None:
+    p = run("pick", "--gpus", "1", "--cloud", "aws", "--format", "karpenter")
+    assert p.returncode == 0 and "karpenter.sh/capacity-type" in p.stdout and "g4dn.xlarge" in p.stdout
+    p = run("pick", "--gpus", "1", "--cloud", "gcp", "--format", "k8s")
+    assert (
+        "node.kubernetes.io/instance-type: n1-standard-4" in p.stdout
+        and "gke-accelerator: nvidia-tesla-t4" in p.stdout
+    )
+    p = run("pick", "--gpus", "1", "--format", "sagemaker")
+    assert p.returncode == 0 and p.stdout.strip().startswith("ml.")
+    p = run("pick", "--gpus", "1", "--cloud", "gcp", "--format", "karpenter")
+    assert p.returncode == 2 and "--format karpenter" in p.stderr
+
+
+def test_instances_list_csv_json_and_info() -> None:
+    p = run("instances", "list", "--csv", "--gpu", "L4")
+    rows = list(csv.DictReader(io.StringIO(p.stdout)))
+    assert rows and all(r["gpu_model"] == "L4" and r["source"] for r in rows)
+    doc = json.loads(run("instances", "list", "--json", "--cloud", "azure").stdout)
+    assert doc["catalog_date"] and {r["cloud"] for r in doc["rows"]} == {"azure"}
+    info = run("instances", "info")
+    assert info.returncode == 0 and "catalog date:" in info.stdout and "aws-offer-json" in info.stdout
+
+
+def test_generate_to_a_directory_then_pick_from_it(tmp_path: Path) -> None:
+    p = run("instances", "generate", "--sources", str(FIXTURES), "--out", str(tmp_path))
+    assert p.returncode == 0, p.stderr
+    p = run("pick", "--gpus", "1", "--catalog", str(tmp_path), "--json")
+    assert json.loads(p.stdout)["choice"]["instance_type"] == "Standard_NC4as_T4_v3"
+
+
+def test_generate_failure_is_one_line_exit_2(tmp_path: Path) -> None:
+    bad = tmp_path / "src"
+    bad.mkdir()
+    (bad / "manifest.json").write_text('{"inputs": [{"cloud": "aws"}]}')
+    p = run("instances", "generate", "--sources", str(bad), "--out", str(tmp_path / "out"))
+    assert p.returncode == 2 and "manifest.json: inputs[0]" in p.stderr and "Traceback" not in p.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_catalog_is_an_environment_problem(tmp_path: Path) -> None:
+    p = run("pick", "--gpus", "1", "--catalog", str(tmp_path))
+    assert p.returncode == 3 and "instances generate" in p.stderr
+
+
+def test_pick_does_not_import_heavy_modules() -> None:
+    code = (
+        "import sys; from imagesmith.cli import run; run(['pick','--gpus','1','--json']);"
+        "print('HEAVY=' + ','.join(m for m in ('docker','jinja2','copier','rich','yaml','packaging') if m in sys.modules))"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.stdout.strip().splitlines()[-1] == "HEAVY=", p.stdout[-300:]
