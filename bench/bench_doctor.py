@@ -1,0 +1,91 @@
+"""Doctor speed: ``doctor why`` on the torch 2.13 CPU ``_C`` tree vs ldd/lddtree/libtree, and the full
+doctor vs ``python -m torch.utils.collect_env``. Wall time of whole commands, median of several runs.
+
+Targets (issue 6): ``why`` on that tree < 40 ms, the full doctor < 150 ms.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+WORK = HERE / ".work"
+VENV = WORK / "venv"
+TORCH = "torch==2.13.0"
+RUNS = 9
+
+
+def _venv() -> Path:
+    py = VENV / "bin" / "python"
+    if not py.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    if not sorted(VENV.glob("lib/python3*/site-packages/torch/_C*.so")):
+        subprocess.run([str(py), "-m", "pip", "install", "-q", TORCH], check=True)
+    return py
+
+
+def _time(cmd: list[str], *, env: dict[str, str] | None = None, runs: int = RUNS) -> float:
+    samples = []
+    for i in range(runs + 2):
+        start = time.perf_counter()
+        subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, check=False)
+        if i >= 2:  # two warm-up runs: page cache and pyc files
+            samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def run() -> list[dict[str, object]]:
+    py = _venv()
+    # Installed packages carry .pyc files; make sure ours do even under PYTHONDONTWRITEBYTECODE=1.
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(HERE.parent / "imagesmith")], check=True)
+    target = str(sorted(VENV.glob("lib/python3*/site-packages/torch/_C*.so"))[0])
+    doctor = [sys.executable, "-m", "imagesmith", "doctor"]
+    why_s = _time([*doctor, "why", target, "--json"])
+    results: list[dict[str, object]] = []
+    for name, cmd in (
+        ("ldd", ["ldd", target]),
+        ("lddtree (pax-utils)", ["lddtree", target]),
+        ("libtree", ["libtree", "-p", target]),
+    ):
+        if shutil.which(cmd[0]) is None:
+            continue
+        base = _time(cmd)
+        results.append(
+            {
+                "name": "doctor why: torch 2.13 CPU _C tree",
+                "imagesmith_s": why_s,
+                "baseline": name,
+                "baseline_s": base,
+                "ratio": why_s / base,
+                "note": "target < 40 ms; ratio = imagesmith/baseline (lower is better)",
+            }
+        )
+    # The full doctor inside the torch venv (it models torch's preloads and the _C tree), vs collect_env.
+    env = {**os.environ, "PYTHONPATH": str(HERE.parent)}
+    full_s = _time([str(py), "-m", "imagesmith", "doctor", "--json"], env=env)
+    collect_s = _time([str(py), "-m", "torch.utils.collect_env"], runs=3)
+    results.append(
+        {
+            "name": "full doctor (torch 2.13 CPU venv, no GPU)",
+            "imagesmith_s": full_s,
+            "baseline": "python -m torch.utils.collect_env",
+            "baseline_s": collect_s,
+            "ratio": full_s / collect_s,
+            "note": "target < 150 ms; no driver here, so no probe subprocess runs",
+        }
+    )
+    return results
+
+
+if __name__ == "__main__":
+    for r in run():
+        print(
+            f"{r['name']:<42} imagesmith {float(r['imagesmith_s']) * 1000:7.1f} ms   "  # type: ignore[arg-type]
+            f"{r['baseline']:<34} {float(r['baseline_s']) * 1000:8.1f} ms   ratio {float(r['ratio']):.2f}"  # type: ignore[arg-type]
+        )

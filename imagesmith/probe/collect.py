@@ -1,0 +1,326 @@
+"""Gather the facts of a pod (or of a filesystem under ``--root``): the I/O edge of the doctor.
+
+The loader model is the Python process an application would run: the interpreter as executable, the
+frameworks' preloads by absolute path, their extension modules, then the dlopen edges that decide
+CUDA (libcudart -> ``libcuda.so.1``, pynvml -> ``libnvidia-ml.so.1``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+
+from imagesmith.probe import elf, frameworks, fsroot, loaderconf, origin
+from imagesmith.probe.facts import ENV_VARS, Edge, Facts, Framework, GpuFacts, Library, ProbeResult
+from imagesmith.probe.resolver import Edge as ResolvedEdge
+from imagesmith.probe.resolver import Resolver
+
+KNOWN_DIRS = (
+    "/usr/local/nvidia/lib64",
+    "/usr/local/nvidia/lib",
+    "/usr/local/cuda/lib64",
+    "/usr/local/cuda/compat",
+    "/usr/local/cuda/lib64/stubs",
+    "/usr/lib/wsl/lib",
+)
+PYTHONS = ("/usr/local/bin/python3", "/usr/bin/python3", "/opt/conda/bin/python3")
+BRANDS = {
+    0: "Unknown", 1: "Quadro", 2: "Tesla", 3: "NVS", 4: "GRID", 5: "GeForce", 6: "Titan",
+    7: "NVIDIA Virtual Applications", 8: "NVIDIA Virtual PC", 9: "NVIDIA vCompute Server",
+    10: "NVIDIA RTX Virtual Workstation", 11: "NVIDIA Cloud Gaming", 12: "Quadro RTX", 13: "NVIDIA RTX",
+    14: "NVIDIA", 15: "GeForce RTX", 16: "Titan RTX",
+}  # fmt: skip
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read(1 << 16)
+    except OSError:
+        return None
+
+
+def kernel_module_version(root: str) -> str | None:
+    text = _read(fsroot.host_path(root, "/proc/driver/nvidia/version"))
+    if not text:
+        return None
+    for token in text.split():
+        parts = token.split(".")
+        if len(parts) >= 2 and all(p.isdigit() for p in parts) and len(parts[0]) == 3:
+            return token
+    return None
+
+
+def device_nodes(root: str) -> tuple[str, ...]:
+    try:
+        names = os.listdir(fsroot.host_path(root, "/dev"))
+    except OSError:
+        return ()
+    return tuple(sorted(f"/dev/{n}" for n in names if n.startswith("nvidia")))
+
+
+def proc_gpu_count(root: str) -> int:
+    try:
+        return len(os.listdir(fsroot.host_path(root, "/proc/driver/nvidia/gpus")))
+    except OSError:
+        return 0
+
+
+def _main_executable(root: str) -> str | None:
+    if root == "/":
+        return os.path.realpath(sys.executable)
+    for candidate in PYTHONS:
+        if os.path.isfile(fsroot.host_path(root, candidate)):
+            return fsroot.realpath(root, candidate)
+    return None
+
+
+def _model(
+    resolver: Resolver, root: str, sites: tuple[str, ...], fws: tuple[Framework, ...]
+) -> tuple[ResolvedEdge | None, ResolvedEdge | None]:
+    main = resolver.main
+    torch = next((f for f in fws if f.name == "torch"), None)
+    if torch is not None:
+        global_deps = f"{torch.path}/lib/libtorch_global_deps.so"
+        if os.path.isfile(fsroot.host_path(root, global_deps)):
+            resolver.dlopen(main, global_deps)
+        if torch.cuda or resolver.find("libcudart.so") is not None:
+            for folder, pattern in frameworks.TORCH_PRELOADS:
+                hit = frameworks.nvidia_lib(root, sites, folder, pattern)
+                if hit:
+                    resolver.dlopen(main, hit)
+        ext = sorted(
+            n for n in (fsroot.listdir(root, torch.path) or ()) if n.startswith("_C.") and n.endswith(".so")
+        )
+        if ext:
+            resolver.dlopen(main, f"{torch.path}/{ext[0]}")
+    if any(f.name == "jax" for f in fws):
+        for folder, pattern in frameworks.JAX_PRELOADS:
+            hit = frameworks.nvidia_lib(root, sites, folder, pattern)
+            if hit:
+                resolver.dlopen(main, hit)
+    cudart = resolver.find("libcudart.so")
+    libcuda = resolver.dlopen(cudart if cudart is not None else main, "libcuda.so.1")
+    nvml = resolver.dlopen(main, "libnvidia-ml.so.1")
+    return libcuda, nvml
+
+
+def _inventory_dirs(resolver: Resolver, root: str, sites: tuple[str, ...]) -> list[str]:
+    dirs: list[str] = []
+    if resolver.config.ld_library_path:
+        dirs += [d for d in resolver.config.ld_library_path.replace(";", ":").split(":") if d.startswith("/")]
+    dirs += list(resolver.config.system_dirs)
+    dirs += list(KNOWN_DIRS)
+    base = root.rstrip("/")
+    import glob
+
+    for pattern in ("/usr/local/cuda-*/lib64", "/usr/local/cuda-*/compat", "/usr/local/cuda*/targets/*/lib",
+                    "/usr/local/cuda*/targets/*/lib/stubs", "/usr/local/cuda-*/lib64/stubs", "/opt/conda/lib"):  # fmt: skip
+        dirs += [h[len(base) :] for h in sorted(glob.glob(base + pattern))]
+    conda = os.environ.get("CONDA_PREFIX")
+    if conda and root == "/":
+        dirs.append(f"{conda}/lib")
+    for site in sites:
+        dirs += [h[len(base) :] for h in sorted(glob.glob(f"{base}{site}/nvidia/*/lib"))]
+    for key in resolver.cache_keys():
+        if origin.family_of(key) is not None:
+            dirs += [fsroot.dirname(p) for p in resolver._ld_cache_lookup(key)]
+    out: list[str] = []
+    for d in dirs:
+        if d not in out:
+            out.append(d)
+    return out
+
+
+def _libraries(resolver: Resolver, root: str, sites: tuple[str, ...]) -> tuple[Library, ...]:
+    owners = origin.OriginIndex(root)
+    loaded_edges: dict[str, ResolvedEdge] = {}
+    for e in resolver.edges:
+        if e.path and e.via != "already_loaded" and not e.error:
+            loaded_edges.setdefault(e.path, e)
+    seen: set[str] = set()
+    out: list[Library] = []
+
+    def add(path: str, edge: ResolvedEdge | None) -> None:
+        real = fsroot.realpath(root, path)
+        if real in seen:
+            return
+        family = origin.family_of(os.path.basename(path)) or origin.family_of(os.path.basename(real))
+        if family is None:
+            return
+        seen.add(real)
+        soname = os.path.basename(path)
+        try:
+            info = elf.read_elf(fsroot.host_path(root, path))
+            soname = info.soname or soname
+        except (OSError, elf.ElfError):
+            pass
+        owner = owners.owner(path, real)
+        out.append(
+            Library(
+                name=soname,
+                path=path,
+                realpath=real,
+                family=family,
+                version=owner.version,
+                origin=owner.origin,
+                dist=owner.dist,
+                loaded=edge is not None,
+                via=edge.via if edge else None,
+                needed_by=edge.needed_by if edge else None,
+                shadowed=edge.shadowed if edge else (),
+            )
+        )
+
+    for obj in resolver.objects:
+        add(obj.path, loaded_edges.get(obj.path))
+    for d in _inventory_dirs(resolver, root, sites):
+        for name in sorted(fsroot.listdir(root, d) or ()):
+            if origin.family_of(name) is not None:
+                add(f"{d.rstrip('/')}/{name}", None)
+    return tuple(out)
+
+
+def _glibc_required(resolver: Resolver, root: str) -> tuple[str | None, str | None]:
+    best: tuple[tuple[int, ...], str, str] | None = None
+    for obj in resolver.objects:
+        try:
+            with elf.MappedFile(fsroot.host_path(root, obj.path)) as f:
+                needs = elf.version_needs(f.data)
+        except (OSError, elf.ElfError):
+            continue
+        for versions in needs.values():
+            for v in versions:
+                if v.startswith("GLIBC_2."):
+                    try:
+                        key = tuple(int(p) for p in v[6:].split("."))
+                    except ValueError:
+                        continue
+                    if best is None or key > best[0]:
+                        best = (key, v[6:], obj.path)
+    return (best[1], best[2]) if best else (None, None)
+
+
+def run_probe(root: str, libcuda: str | None, nvml: str | None, timeout: float) -> ProbeResult:
+    if not libcuda and not nvml:
+        return ProbeResult(ran=False)
+    request = {
+        "libcuda": fsroot.host_path(root, libcuda) if libcuda else None,
+        "nvml": fsroot.host_path(root, nvml) if nvml else None,
+    }
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "probe_child.py")
+    error = None
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-I", script, json.dumps(request)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        stdout = proc.stdout
+        if proc.returncode != 0:
+            error = f"probe exited with {proc.returncode}: {(proc.stderr.strip().splitlines() or ['?'])[-1]}"
+    except subprocess.TimeoutExpired as exc:
+        out = exc.stdout
+        stdout = out.decode(errors="replace") if isinstance(out, bytes) else (out or "")
+        error = f"probe timed out after {timeout:g} s (a driver call hung)"
+    except OSError as exc:
+        return ProbeResult(ran=False, error=f"probe could not start: {exc}")
+    data: dict[str, dict[str, object]] = {}
+    for line in stdout.splitlines():
+        try:
+            data.update(json.loads(line))
+        except ValueError:
+            continue
+    cu = data.get("libcuda", {})
+    nv = data.get("nvml", {})
+    gpus = []
+    raw_gpus = nv.get("gpus", [])
+    for g in raw_gpus if isinstance(raw_gpus, list) else []:
+        brand = g.get("brand")
+        gpus.append(
+            GpuFacts(
+                index=int(g.get("index", 0)),
+                name=str(g.get("name", "?")),
+                brand=BRANDS.get(brand, str(brand)) if isinstance(brand, int) else None,
+                capability=g.get("capability"),
+                memory_mib=g.get("memory_mib"),
+            )
+        )
+
+    def _int(v: object) -> int | None:
+        return v if isinstance(v, int) else None
+
+    def _str(v: object) -> str | None:
+        return v if isinstance(v, str) else None
+
+    return ProbeResult(
+        ran=True,
+        error=error,
+        cu_init=_int(cu.get("cu_init")),
+        cu_driver_version=_int(cu.get("cu_driver_version")),
+        libcuda_error=_str(cu.get("libcuda_error")),
+        nvml_driver=_str(nv.get("nvml_driver")),
+        nvml_cuda=_int(nv.get("nvml_cuda")),
+        nvml_error=_str(nv.get("nvml_error")),
+        gpus=tuple(gpus),
+    )
+
+
+def _edge(e: ResolvedEdge | None) -> Edge | None:
+    if e is None:
+        return None
+    return Edge(
+        name=e.name, needed_by=e.needed_by, path=e.path, via=e.via, shadowed=e.shadowed, searched=e.searched,
+        error=e.error,
+    )  # fmt: skip
+
+
+def collect(*, root: str = "/", probe: bool = True, probe_timeout: float = 10.0) -> Facts:
+    env = {k: os.environ.get(k) for k in ENV_VARS}
+    config = loaderconf.detect(root=root)
+    resolver = Resolver(config)
+    sites = frameworks.site_packages(root, sys.path if root == "/" else None)
+    fws = frameworks.discover(root, sites)
+    main = _main_executable(root)
+    if main is not None:
+        with contextlib.suppress(OSError, elf.ElfError):
+            resolver.load_root(main)
+    libcuda_edge, nvml_edge = _model(resolver, root, sites, fws)
+    libraries = _libraries(resolver, root, sites)
+    usable = [e for e in (libcuda_edge, nvml_edge) if e is not None]
+    result = (
+        run_probe(
+            root,
+            libcuda_edge.path if libcuda_edge and libcuda_edge.path and not libcuda_edge.error else None,
+            nvml_edge.path if nvml_edge and nvml_edge.path and not nvml_edge.error else None,
+            probe_timeout,
+        )
+        if probe and usable
+        else ProbeResult(ran=False)
+    )
+    glibc_required, glibc_by = _glibc_required(resolver, root)
+    conf = tuple(sorted(fsroot.listdir(root, "/etc/ld.so.conf.d") or ()))
+    llp = tuple((config.ld_library_path or "").replace(";", ":").split(":")) if config.ld_library_path else ()
+    return Facts(
+        root=root,
+        env=env,
+        ld_library_path=llp,
+        device_nodes=device_nodes(root),
+        proc_gpus=proc_gpu_count(root),
+        kernel_module=kernel_module_version(root),
+        libraries=libraries,
+        libcuda=_edge(libcuda_edge),
+        nvml=_edge(nvml_edge),
+        probe=result,
+        frameworks=fws,
+        glibc_version=config.glibc_version,
+        glibc_required=glibc_required,
+        glibc_required_by=glibc_by,
+        ld_conf_files=conf,
+        loader_system_dirs=config.system_dirs,
+    )

@@ -1,0 +1,177 @@
+"""Installed frameworks, read from files (never imported), and how they preload CUDA libraries."""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+
+from imagesmith.probe import fatbin, fsroot
+from imagesmith.probe.facts import Framework
+
+# torch/__init__.py (2.13) _preload_cuda_deps order: (folder under nvidia/, file glob).
+TORCH_PRELOADS: tuple[tuple[str, str], ...] = (
+    ("cublas", "libcublasLt.so.*[0-9]"),
+    ("cublas", "libcublas.so.*[0-9]"),
+    ("cudnn", "libcudnn.so.*[0-9]"),
+    ("cuda_nvrtc", "libnvrtc.so.*[0-9]"),
+    ("cuda_nvrtc", "libnvrtc-builtins.so.*[0-9]"),
+    ("cuda_runtime", "libcudart.so.*[0-9]"),
+    ("cuda_cupti", "libcupti.so.*[0-9]"),
+    ("cufft", "libcufft.so.*[0-9]"),
+    ("curand", "libcurand.so.*[0-9]"),
+    ("nvjitlink", "libnvJitLink.so.*[0-9]"),
+    ("cusparse", "libcusparse.so.*[0-9]"),
+    ("cusparselt", "libcusparseLt.so.*[0-9]"),
+    ("cusolver", "libcusolver.so.*[0-9]"),
+    ("nccl", "libnccl.so.*[0-9]"),
+    ("nvshmem", "libnvshmem_host.so.*[0-9]"),
+    ("cufile", "libcufile.so.*[0-9]"),
+)
+# jax_plugins/cuda/__init__.py _load_nvidia_libraries.
+JAX_PRELOADS: tuple[tuple[str, str], ...] = (
+    ("cuda_runtime", "libcudart.so.*[0-9]"),
+    ("cublas", "libcublasLt.so.*[0-9]"),
+    ("cublas", "libcublas.so.*[0-9]"),
+    ("cufft", "libcufft.so.*[0-9]"),
+    ("cusolver", "libcusolver.so.*[0-9]"),
+    ("cusparse", "libcusparse.so.*[0-9]"),
+    ("cudnn", "libcudnn.so.*[0-9]"),
+    ("nvjitlink", "libnvJitLink.so.*[0-9]"),
+    ("nccl", "libnccl.so.*[0-9]"),
+)
+_PIN = re.compile(r"^Requires-Dist:\s*(nvidia-[A-Za-z0-9_.-]+)\s*==\s*([0-9][0-9.]*)", re.M)
+_CUDA_ARCH_LIBS = ("libtorch_cuda.so", "libc10_cuda.so")
+
+
+def site_packages(root: str, sys_path: list[str] | None) -> tuple[str, ...]:
+    """Candidate site-packages directories (root-relative), the running interpreter's first."""
+    found: list[str] = []
+    if root == "/" and sys_path is not None:
+        found += [p for p in sys_path if p.endswith(("site-packages", "dist-packages")) and os.path.isdir(p)]
+    base = root.rstrip("/")
+    patterns = (
+        "/usr/lib/python3*/site-packages",
+        "/usr/lib/python3/dist-packages",
+        "/usr/local/lib/python3*/site-packages",
+        "/usr/local/lib/python3*/dist-packages",
+        "/opt/conda/lib/python3*/site-packages",
+        "/opt/*/lib/python3*/site-packages",
+        "/venv/lib/python3*/site-packages",
+        "/app/.venv/lib/python3*/site-packages",
+    )
+    conda = os.environ.get("CONDA_PREFIX")
+    extra = (f"{conda}/lib/python3*/site-packages",) if conda and root == "/" else ()
+    for pattern in patterns + extra:
+        for hit in sorted(glob.glob(base + pattern)):
+            rel = hit[len(base) :] or "/"
+            if rel not in found and os.path.isdir(hit):
+                found.append(rel)
+    return tuple(found)
+
+
+def _read(path: str, limit: int = 1 << 20) -> str | None:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read(limit)
+    except OSError:
+        return None
+
+
+def _dist_info(host_site: str, prefix: str) -> tuple[str, str] | None:
+    try:
+        for entry in os.listdir(host_site):
+            if entry.endswith(".dist-info") and entry.split("-", 1)[0].lower() == prefix:
+                return entry, entry[: -len(".dist-info")].split("-", 1)[1]
+    except OSError:
+        return None
+    return None
+
+
+def _pins(host_site: str, dist_dir: str | None) -> dict[str, str]:
+    if dist_dir is None:
+        return {}
+    text = _read(f"{host_site}/{dist_dir}/METADATA") or ""
+    return {m.group(1).lower().replace("_", "-"): m.group(2) for m in _PIN.finditer(text)}
+
+
+def _arch_flags(paths: list[str]) -> tuple[tuple[str, ...], tuple[str, ...], str | None]:
+    sass: set[int] = set()
+    ptx: set[int] = set()
+    used = None
+    for host in paths:
+        s, p = fatbin.scan(host)
+        if s or p:
+            used = used or host
+        sass.update(s)
+        ptx.update(p)
+    return (
+        tuple(f"{a // 10}.{a % 10}" for a in sorted(sass)),
+        tuple(f"{a // 10}.{a % 10}" for a in sorted(ptx)),
+        used,
+    )
+
+
+def _torch(root: str, site: str) -> Framework | None:
+    host_site = fsroot.host_path(root, site)
+    text = _read(f"{host_site}/torch/version.py")
+    if text is None:
+        return None
+    version = re.search(r"^__version__\s*=\s*['\"]([^'\"]+)", text, re.M)
+    cuda = re.search(r"^cuda\s*(?::[^=]*)?=\s*['\"]([^'\"]+)", text, re.M)
+    dist = _dist_info(host_site, "torch")
+    libdir = f"{host_site}/torch/lib"
+    libs = [f"{libdir}/{n}" for n in _CUDA_ARCH_LIBS if os.path.isfile(f"{libdir}/{n}")]
+    sass, ptx, used = _arch_flags(libs) if cuda else ((), (), None)
+    return Framework(
+        name="torch",
+        version=version.group(1) if version else (dist[1] if dist else "?"),
+        cuda=cuda.group(1) if cuda else None,
+        path=f"{site}/torch",
+        pins=_pins(host_site, dist[0] if dist else None),
+        sass=sass,
+        ptx=ptx,
+        arch_source=used[len(root.rstrip("/")) :] if used and root != "/" else used,
+    )
+
+
+def _simple(root: str, site: str, package: str, dist_prefix: str) -> Framework | None:
+    host_site = fsroot.host_path(root, site)
+    if not os.path.isdir(f"{host_site}/{package}"):
+        return None
+    dist = _dist_info(host_site, dist_prefix)
+    cuda = None
+    pins = _pins(host_site, dist[0] if dist else None)
+    for pin in pins:
+        m = re.match(r"nvidia-cuda-runtime-cu(\d+)", pin)
+        if m:
+            cuda = pins[pin].rsplit(".", 1)[0]
+    return Framework(
+        name=package, version=dist[1] if dist else "?", cuda=cuda, path=f"{site}/{package}", pins=pins
+    )
+
+
+def discover(root: str, sites: tuple[str, ...]) -> tuple[Framework, ...]:
+    found: list[Framework] = []
+    seen: set[str] = set()
+    for site in sites:
+        for fw in (
+            _torch(root, site),
+            _simple(root, site, "jax", "jax"),
+            _simple(root, site, "tensorflow", "tensorflow"),
+        ):
+            if fw is not None and fw.name not in seen:
+                seen.add(fw.name)
+                found.append(fw)
+    return tuple(found)
+
+
+def nvidia_lib(root: str, sites: tuple[str, ...], folder: str, pattern: str) -> str | None:
+    """First ``site/nvidia/<folder>/lib/<pattern>`` (or ``nvidia/cu*/lib``), as torch globs it."""
+    base = root.rstrip("/")
+    for site in sites:
+        for sub in (folder, "cu1[0-9]"):
+            hits = sorted(glob.glob(f"{base}{site}/nvidia/{sub}/lib/{pattern}"))
+            if hits:
+                return hits[0][len(base) :] if base else hits[0]
+    return None

@@ -1,0 +1,69 @@
+"""Paths inside an inspected filesystem (``--root DIR``) without ever leaving it.
+
+Absolute symlinks in an unpacked image point into the image, not at the host; resolving them with
+``os.path.realpath`` would silently read host files, so links are followed here by hand.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import stat
+
+_MAX_LINKS = 40  # glibc/Linux give up after 40 links (ELOOP)
+
+
+def host_path(root: str, path: str) -> str:
+    """The host path of ``path`` (absolute, inside ``root``), following links within ``root``."""
+    if root == "/":
+        return path
+    return root.rstrip("/") + realpath(root, path)
+
+
+def realpath(root: str, path: str) -> str:
+    """Canonical ``path`` inside ``root``; never escapes it. Broken links resolve as far as they can."""
+    if root == "/":
+        return os.path.realpath(path)
+    base = root.rstrip("/")
+    parts = [p for p in path.split("/") if p]
+    resolved: list[str] = []
+    links = 0
+    while parts:
+        part = parts.pop(0)
+        if part == ".":
+            continue
+        if part == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        candidate = base + "/" + "/".join([*resolved, part])
+        try:
+            st = os.lstat(candidate)
+        except OSError:
+            resolved.append(part)
+            resolved.extend(p for p in parts if p not in ("", "."))
+            break
+        if stat.S_ISLNK(st.st_mode):
+            links += 1
+            if links > _MAX_LINKS:
+                resolved.append(part)
+                resolved.extend(parts)
+                break
+            target = os.readlink(candidate)
+            if target.startswith("/"):
+                resolved = []
+            parts = [p for p in target.split("/") if p] + parts
+            continue
+        resolved.append(part)
+    return "/" + "/".join(resolved)
+
+
+def listdir(root: str, path: str) -> frozenset[str] | None:
+    try:
+        return frozenset(os.listdir(host_path(root, path)))
+    except OSError:
+        return None
+
+
+def dirname(path: str) -> str:
+    return posixpath.dirname(path) or "/"

@@ -1,0 +1,161 @@
+"""Parse ``/etc/ld.so.cache`` in all three layouts glibc reads (old, new, old+new "compat").
+
+The cache is the image's own snapshot, taken when ``ldconfig`` last ran; it is never re-derived from
+``ld.so.conf`` because a stale cache is itself a failure mode. Layout: glibc ``dl-cache.h``.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+OLD_MAGIC = b"ld.so-1.7.0"
+NEW_MAGIC = b"glibc-ld.so.cache1.1"
+EXTENSION_MAGIC = 0xEAA42174
+FLAG_ELF_LIBC6 = 0x0003
+# Entry flags glibc accepts for a 64-bit library, by machine (dl-cache.h _DL_CACHE_DEFAULT_ID).
+DEFAULT_FLAGS = {"x86_64": 0x0303, "aarch64": 0x0A03, "ppc64le": 0x0503, "riscv64": 0x1003}
+_HWCAPS_MARKER = (1 << 62) >> 32
+_MAX_LIBS = 1 << 20
+
+
+class CacheError(Exception):
+    """The cache file is malformed."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class CacheEntry:
+    key: str
+    value: str
+    flags: int
+    hwcaps_subdir: str | None
+    legacy_hwcap: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class LdCache:
+    format: str
+    entries: tuple[CacheEntry, ...]
+    generator: str | None
+
+    def lookup(self, name: str, *, default_flags: int, active_hwcaps: tuple[str, ...]) -> tuple[str, ...]:
+        """Candidate paths for ``name`` in glibc's precedence: best glibc-hwcaps entry, then plain.
+
+        Duplicate names keep the cache's order, which is the precedence order ``ldconfig`` wrote.
+        """
+        best: tuple[int, str] | None = None
+        plain: list[str] = []
+        for e in self.entries:
+            if e.key != name or e.flags not in (1, default_flags):
+                continue
+            if e.hwcaps_subdir is not None:
+                if e.hwcaps_subdir in active_hwcaps:
+                    prio = active_hwcaps.index(e.hwcaps_subdir)
+                    if best is None or prio < best[0]:
+                        best = (prio, e.value)
+            elif not e.legacy_hwcap:
+                plain.append(e.value)
+        return ((best[1],) if best else ()) + tuple(plain)
+
+
+def parse(data: bytes) -> LdCache:
+    try:
+        return _parse(data)
+    except CacheError:
+        raise
+    except (struct.error, ValueError, IndexError, UnicodeDecodeError) as exc:
+        raise CacheError(f"malformed ld.so.cache: {exc}") from None
+
+
+def _cstr(data: bytes, offset: int) -> str:
+    if not 0 <= offset < len(data):
+        raise CacheError("string offset out of range")
+    end = data.find(b"\0", offset)
+    if end < 0:
+        raise CacheError("unterminated string")
+    return data[offset:end].decode("utf-8", "surrogateescape")
+
+
+def _parse(data: bytes) -> LdCache:
+    if data.startswith(OLD_MAGIC):
+        (nlibs,) = struct.unpack_from("<I", data, 12)
+        if nlibs > _MAX_LIBS:
+            raise CacheError("implausible entry count")
+        table = 16 + nlibs * 12
+        new_at = (table + 7) & ~7
+        if data[new_at : new_at + len(NEW_MAGIC)] == NEW_MAGIC:
+            return _parse_new(data, new_at, fmt="compat")
+        entries = []
+        for i in range(nlibs):
+            flags, key, value = struct.unpack_from("<iII", data, 16 + i * 12)
+            entries.append(
+                CacheEntry(
+                    key=_cstr(data, table + key),
+                    value=_cstr(data, table + value),
+                    flags=flags,
+                    hwcaps_subdir=None,
+                    legacy_hwcap=False,
+                )
+            )
+        return LdCache(format="old", entries=tuple(entries), generator=None)
+    if data.startswith(NEW_MAGIC):
+        return _parse_new(data, 0, fmt="new")
+    raise CacheError("unknown ld.so.cache format")
+
+
+def _parse_new(data: bytes, base: int, *, fmt: str) -> LdCache:
+    nlibs, _len_strings, flags, ext_offset = struct.unpack_from("<IIB3xI", data, base + 20)
+    endian = flags & 3
+    e = ">" if endian == 3 else "<"
+    if endian == 3:
+        nlibs, _len_strings, _f, ext_offset = struct.unpack_from(">IIB3xI", data, base + 20)
+    if nlibs > _MAX_LIBS:
+        raise CacheError("implausible entry count")
+    # Strings in the new format are relative to the start of the new header (dl-cache.c).
+    hwcaps_names: list[str] = []
+    generator = None
+    if ext_offset and ext_offset + 8 <= len(data):
+        magic, count = struct.unpack_from(e + "II", data, ext_offset)
+        if magic == EXTENSION_MAGIC:
+            for i in range(min(count, 64)):
+                tag, _fl, off, size = struct.unpack_from(e + "IIII", data, ext_offset + 8 + i * 16)
+                if tag == 0:
+                    generator = data[off : off + size].decode("utf-8", "replace")
+                elif tag == 1:
+                    idx = struct.unpack_from(e + f"{size // 4}I", data, off)
+                    hwcaps_names = [_cstr(data, base + j) for j in idx]
+    entries = []
+    start = base + 48
+    for i in range(nlibs):
+        eflags, key, value, _osv, hwcap = struct.unpack_from(e + "iIIIQ", data, start + i * 24)
+        sub = None
+        legacy = False
+        if hwcap:
+            if ((hwcap >> 32) & ~0x3FF) == _HWCAPS_MARKER:
+                index = hwcap & 0xFFFFFFFF
+                sub = hwcaps_names[index] if index < len(hwcaps_names) else f"#{index}"
+            else:
+                legacy = True
+        entries.append(
+            CacheEntry(
+                key=_cstr(data, base + key),
+                value=_cstr(data, base + value),
+                flags=eflags,
+                hwcaps_subdir=sub,
+                legacy_hwcap=legacy,
+            )
+        )
+    return LdCache(format=fmt, entries=tuple(entries), generator=generator)
+
+
+def load(path: str) -> LdCache | None:
+    """The cache at ``path``; ``None`` if absent or unreadable (glibc then skips the cache step)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(64 << 20)
+    except OSError:
+        return None
+    try:
+        return parse(data)
+    except CacheError:
+        return None

@@ -1,0 +1,207 @@
+"""What the container's own ``ld.so`` was built with: system dirs, ``$LIB``, ``$PLATFORM``, hwcaps.
+
+Read from ``ld.so --list-diagnostics`` / ``--help`` (both ~1 ms) because multiarch distros differ from
+the man page; the compiled-in defaults below are only a fallback for loaders too old or foreign to run.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import time
+from dataclasses import dataclass
+
+from imagesmith.probe import fsroot
+
+LOADERS = ("/lib64/ld-linux-x86-64.so.2", "/lib/ld-linux-aarch64.so.1", "/lib64/ld64.so.2")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoaderConfig:
+    """Inputs of the search that do not come from the ELF files themselves."""
+
+    root: str
+    interpreter: str | None
+    system_dirs: tuple[str, ...]
+    dst_lib: str
+    platform: str
+    hwcaps: tuple[str, ...]
+    legacy_subdirs: tuple[str, ...]
+    glibc_version: str | None
+    ld_library_path: str | None
+    ld_preload: str | None
+    cwd: str
+    cache_path: str = "/etc/ld.so.cache"
+
+
+def legacy_subdirs(names: tuple[str, ...]) -> tuple[str, ...]:
+    """glibc < 2.37 tries every subset of (tls, platform, hwcap names…), most specific first."""
+    n = len(names)
+    out = []
+    for mask in range((1 << n) - 1, 0, -1):
+        out.append("/".join(names[i] for i in range(n) if mask & (1 << (n - 1 - i))))
+    return tuple(out)
+
+
+def _parse(diag: str, helptext: str) -> dict[str, object]:
+    facts: dict[str, object] = {}
+    dirs = []
+    for line in diag.splitlines():
+        key, _, value = line.partition("=")
+        value = value.strip().strip('"')
+        if key == "dl_dst_lib":
+            facts["dst_lib"] = value
+        elif key == "dl_platform":
+            facts["platform"] = value
+        elif key.startswith("path.system_dirs["):
+            dirs.append(value.rstrip("/") or "/")
+        elif key == "version.version":
+            facts["version"] = value
+    if dirs:
+        facts["system_dirs"] = tuple(dirs)
+    hw = []
+    legacy_platform = None
+    legacy_other: list[str] = []
+    section = ""
+    for line in helptext.splitlines():
+        if line.startswith("Subdirectories of glibc-hwcaps"):
+            section = "hwcaps"
+        elif line.startswith("Legacy HWCAP"):
+            section = "legacy"
+        elif line.startswith("Shared library search path"):
+            section = "dirs"
+        elif not line.startswith("  "):
+            section = ""
+        elif section == "hwcaps" and "searched" in line and "not searched" not in line:
+            hw.append(line.split()[0])
+        elif section == "legacy" and "searched" in line and "not searched" not in line:
+            name = line.split()[0]
+            if "AT_PLATFORM" in line:
+                legacy_platform = name
+            elif name != "tls":
+                legacy_other.append(name)
+        elif section == "dirs" and "(system search path)" in line and "system_dirs" not in facts:
+            dirs.append(line.split()[0])
+    if dirs and "system_dirs" not in facts:
+        facts["system_dirs"] = tuple(dirs)
+    facts["hwcaps"] = tuple(hw)
+    if legacy_platform or legacy_other:
+        names = ("tls", *((legacy_platform,) if legacy_platform else ()), *legacy_other)
+        facts["legacy"] = legacy_subdirs(names)
+    return facts
+
+
+def _run_loader(loader: str) -> tuple[str, str]:
+    # posix_spawn + a pipe instead of the subprocess module: importing subprocess costs more than
+    # running the loader twice, and `why` has a 40 ms budget.
+    script = '"$0" --list-diagnostics 2>/dev/null; echo "@@@"; "$0" --help 2>/dev/null'
+    try:
+        read_fd, write_fd = os.pipe()
+        try:
+            pid = os.posix_spawn(
+                "/bin/sh",
+                ["/bin/sh", "-c", script, loader],
+                {"PATH": "/usr/bin:/bin", "LC_ALL": "C"},
+                file_actions=[
+                    (os.POSIX_SPAWN_DUP2, write_fd, 1),
+                    (os.POSIX_SPAWN_OPEN, 2, "/dev/null", os.O_WRONLY, 0),
+                    (os.POSIX_SPAWN_CLOSE, read_fd),
+                ],
+            )
+        finally:
+            os.close(write_fd)
+        chunks = []
+        deadline = time.monotonic() + 5
+        with os.fdopen(read_fd, "rb") as pipe:
+            while time.monotonic() < deadline:
+                ready, _w, _x = select.select([pipe], [], [], max(0.0, deadline - time.monotonic()))
+                if not ready:
+                    break
+                chunk = os.read(pipe.fileno(), 65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        finished, _status = os.waitpid(pid, os.WNOHANG)
+        if finished == 0:
+            # A loader that hangs must not hang the doctor.
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        out = b"".join(chunks).decode("utf-8", "replace")
+    except OSError:
+        return "", ""
+    diag, _, helptext = out.partition("@@@")
+    return diag, helptext
+
+
+def _glibc_version_from_files(root: str, dirs: tuple[str, ...]) -> str | None:
+    from imagesmith.probe import elf
+
+    for d in dirs:
+        path = fsroot.host_path(root, f"{d}/libc.so.6")
+        try:
+            with elf.MappedFile(path) as f:
+                defs = elf.version_defs(f.data)
+        except (OSError, elf.ElfError):
+            continue
+        best = max((_ver(v[6:]) for v in defs if v.startswith("GLIBC_2.")), default=None)
+        if best:
+            return ".".join(str(p) for p in best)
+    return None
+
+
+def _ver(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(p) for p in text.split("."))
+    except ValueError:
+        return ()
+
+
+def detect(
+    *,
+    root: str = "/",
+    environ: dict[str, str] | None = None,
+    interpreter: str | None = None,
+    cwd: str | None = None,
+) -> LoaderConfig:
+    """Describe the loader that would run inside ``root`` (``/`` = this system)."""
+    env = dict(os.environ if environ is None else environ)
+    candidates = ([interpreter] if interpreter else []) + list(LOADERS)
+    loader = next((c for c in candidates if os.path.isfile(fsroot.host_path(root, c))), None)
+    facts: dict[str, object] = {}
+    if loader is not None:
+        facts = _parse(*_run_loader(fsroot.host_path(root, loader)))
+    if "system_dirs" not in facts or root != "/":
+        # A foreign or too-old loader: fall back to the layout found in the tree.
+        multiarch = "lib/x86_64-linux-gnu"
+        if os.path.isdir(fsroot.host_path(root, "/usr/lib/x86_64-linux-gnu")):
+            dirs: tuple[str, ...] = (f"/{multiarch}", f"/usr/{multiarch}", "/lib", "/usr/lib")
+        else:
+            dirs = ("/lib64", "/usr/lib64", "/lib", "/usr/lib")
+        facts.setdefault("system_dirs", dirs)
+        facts.setdefault("dst_lib", multiarch if dirs[0].endswith("-gnu") else "lib64")
+    system_dirs = facts["system_dirs"]
+    assert isinstance(system_dirs, tuple)
+    version = facts.get("version")
+    if not isinstance(version, str) or root != "/":
+        version = _glibc_version_from_files(root, system_dirs) or (
+            version if isinstance(version, str) else None
+        )
+    legacy = facts.get("legacy", ())
+    # Legacy hwcaps subdirectories were removed in glibc 2.37.
+    if version and _ver(version) >= (2, 37):
+        legacy = ()
+    hwcaps = facts.get("hwcaps", ())
+    assert isinstance(hwcaps, tuple) and isinstance(legacy, tuple)
+    return LoaderConfig(
+        root=root,
+        interpreter=loader,
+        system_dirs=system_dirs,
+        dst_lib=str(facts.get("dst_lib", "lib64")),
+        platform=str(facts.get("platform", os.uname().machine)),
+        hwcaps=hwcaps,
+        legacy_subdirs=legacy,
+        glibc_version=version,
+        ld_library_path=env.get("LD_LIBRARY_PATH"),
+        ld_preload=env.get("LD_PRELOAD"),
+        cwd=cwd if cwd is not None else os.getcwd(),
+    )

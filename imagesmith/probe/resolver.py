@@ -1,0 +1,463 @@
+"""A static model of glibc's ``ld.so`` search: which file each DT_NEEDED / dlopen name becomes.
+
+Order per name (glibc ``elf/dl-load.c`` ``_dl_map_object``): already-loaded names and SONAMEs; the
+DT_RPATH of the requester and its loader chain, then of the executable (only when the requester has
+no DT_RUNPATH); ``LD_LIBRARY_PATH``; the requester's own DT_RUNPATH; ``/etc/ld.so.cache``; the system
+dirs. Each directory is probed under its glibc-hwcaps (and, before 2.37, legacy hwcaps) subdirectories
+first. Objects load breadth-first, and the first to claim a SONAME wins for the whole process.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from collections import deque
+from dataclasses import dataclass, field
+
+from imagesmith.probe import elf, fsroot, ldcache
+from imagesmith.probe.loaderconf import LoaderConfig
+
+VIAS = ("already_loaded", "rpath", "ld_library_path", "runpath", "ld_so_cache", "default_dirs", "not_found")
+
+_MAX_OBJECTS = 5000
+
+
+@dataclass(frozen=True, kw_only=True)
+class Edge:
+    """One request for a library and what the loader does with it."""
+
+    name: str
+    needed_by: str | None
+    path: str | None
+    via: str
+    kind: str  # "needed" | "dlopen" | "preload" | "root"
+    shadowed: tuple[str, ...] = ()
+    skipped: tuple[str, ...] = ()
+    error: str | None = None
+    searched: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, object]:
+        out: dict[str, object] = {
+            "name": self.name,
+            "path": self.path,
+            "needed_by": self.needed_by,
+            "via": self.via,
+            "kind": self.kind,
+            "shadowed": list(self.shadowed),
+        }
+        if self.skipped:
+            out["skipped"] = list(self.skipped)
+        if self.error:
+            out["error"] = self.error
+        return out
+
+
+@dataclass(kw_only=True, eq=False)
+class LoadedObject:
+    path: str  # as opened (root-relative); $ORIGIN derives from it, not from the realpath
+    info: elf.ElfInfo
+    loader: LoadedObject | None
+    names: set[str] = field(default_factory=set)
+    identity: tuple[int, int] = (0, 0)
+
+
+class Resolver:
+    """Loads a root object (and optional dlopens) into a simulated link-map namespace."""
+
+    def __init__(self, config: LoaderConfig) -> None:
+        self.config = config
+        self.root = config.root
+        self.objects: list[LoadedObject] = []
+        self.edges: list[Edge] = []
+        self.main: LoadedObject | None = None
+        self._dirs: dict[str, frozenset[str] | None] = {}
+        self._elf: dict[str, tuple[elf.ElfInfo | None, str | None, tuple[int, int]]] = {}
+        self._by_identity: dict[tuple[int, int], LoadedObject] = {}
+        self._cache_index: dict[str, tuple[str, ...]] | None = None
+        self._cache: ldcache.LdCache | None = None
+        self._cache_groups: dict[str, list[ldcache.CacheEntry]] = {}
+        self._cache_flags = ldcache.DEFAULT_FLAGS.get(os.uname().machine, 0x0303)
+
+    # -- filesystem, cached like glibc's r_dir_status ------------------------------------------------
+    def _listing(self, directory: str) -> frozenset[str] | None:
+        if directory not in self._dirs:
+            self._dirs[directory] = fsroot.listdir(self.root, directory or ".")
+        return self._dirs[directory]
+
+    def _inspect(self, path: str) -> tuple[elf.ElfInfo | None, str | None, tuple[int, int]]:
+        """(info, error, identity); error is None with info None when the file cannot be opened."""
+        if path not in self._elf:
+            host = fsroot.host_path(self.root, path)
+            try:
+                st = os.stat(host)
+                ident = (st.st_dev, st.st_ino)
+                if not os.path.isfile(host):
+                    result: tuple[elf.ElfInfo | None, str | None, tuple[int, int]] = (
+                        None,
+                        "cannot read file data: Is a directory",
+                        ident,
+                    )
+                else:
+                    result = (elf.read_elf(host), None, ident)
+            except elf.ElfError as exc:
+                result = (None, str(exc), (0, 0))
+            except OSError:
+                result = (None, None, (0, 0))
+            self._elf[path] = result
+        return self._elf[path]
+
+    def _ld_cache_lookup(self, name: str) -> tuple[str, ...]:
+        """Cache hits for ``name``; the file is parsed once and grouped by key (no per-name scans)."""
+        if self._cache_index is None:
+            cache = ldcache.load(fsroot.host_path(self.root, self.config.cache_path))
+            self._cache = cache
+            grouped: dict[str, list[ldcache.CacheEntry]] = {}
+            for e in cache.entries if cache is not None else ():
+                grouped.setdefault(e.key, []).append(e)
+            self._cache_groups = grouped
+            self._cache_index = {}
+        if name not in self._cache_index:
+            entries = self._cache_groups.get(name)
+            self._cache_index[name] = (
+                ldcache.LdCache(format="", entries=tuple(entries), generator=None).lookup(
+                    name, default_flags=self._cache_flags, active_hwcaps=self.config.hwcaps
+                )
+                if entries
+                else ()
+            )
+        return self._cache_index[name]
+
+    def cache_keys(self) -> tuple[str, ...]:
+        self._ld_cache_lookup("")
+        return tuple(self._cache_groups)
+
+    # -- path lists ----------------------------------------------------------------------------------
+    def expand(self, text: str, origin: str | None) -> str | None:
+        """Dynamic string tokens; ``None`` when a known token has no value (glibc drops the element)."""
+        if "$" not in text:
+            return text
+        out = []
+        i = 0
+        values = {"ORIGIN": origin, "LIB": self.config.dst_lib, "PLATFORM": self.config.platform}
+        while i < len(text):
+            ch = text[i]
+            if ch != "$":
+                out.append(ch)
+                i += 1
+                continue
+            matched = False
+            for token, value in values.items():
+                for form in (token, "{" + token + "}"):
+                    end = i + 1 + len(form)
+                    if text.startswith(form, i + 1) and (
+                        form.endswith("}")
+                        or end >= len(text)
+                        or not (text[end].isalnum() or text[end] == "_")
+                    ):
+                        if value is None:
+                            return None
+                        out.append(value)
+                        i = end
+                        matched = True
+                        break
+                if matched:
+                    break
+            if not matched:
+                out.append(ch)
+                i += 1
+        return "".join(out)
+
+    def _dirs_of(self, text: str, origin: str | None, seps: str) -> list[str]:
+        elements = [text]
+        for sep in seps[1:]:
+            elements = [p for e in elements for p in e.split(sep)]
+        elements = [p for e in elements for p in e.split(seps[0])]
+        out: list[str] = []
+        for raw in elements:
+            if raw == "":
+                d = ""  # empty element: the current directory
+            else:
+                expanded = self.expand(raw, origin)
+                if not expanded:
+                    continue
+                d = expanded.rstrip("/") or "/"
+            if d not in out:
+                out.append(d)
+        return out
+
+    def _origin(self, obj: LoadedObject) -> str:
+        return fsroot.dirname(obj.path)
+
+    def _abs(self, d: str) -> str:
+        if d.startswith("/"):
+            return d
+        return posixpath.normpath(posixpath.join(self.config.cwd, d)) if d else self.config.cwd
+
+    # -- candidates ----------------------------------------------------------------------------------
+    def _in_dir(self, d: str, name: str) -> list[str]:
+        """Paths glibc would try in directory ``d`` that exist, in its order (hwcaps first)."""
+        base = self._abs(d)
+        listing = self._listing(base)
+        if listing is None:
+            return []
+        found = []
+        if self.config.hwcaps and "glibc-hwcaps" in listing:
+            for sub in self.config.hwcaps:
+                sub_dir = f"{base.rstrip('/')}/glibc-hwcaps/{sub}"
+                entries = self._listing(sub_dir)
+                if entries and name in entries:
+                    found.append(f"{sub_dir}/{name}")
+        for sub in self.config.legacy_subdirs:
+            if sub.split("/", 1)[0] not in listing:
+                continue
+            sub_dir = f"{base.rstrip('/')}/{sub}"
+            entries = self._listing(sub_dir)
+            if entries and name in entries:
+                found.append(f"{sub_dir}/{name}")
+        if name in listing:
+            found.append(f"{base.rstrip('/')}/{name}")
+        # Relative elements (and the empty one, the cwd) are reported as absolute paths.
+        return found
+
+    def _steps(self, requester: LoadedObject | None, name: str) -> list[tuple[str, list[str]]]:
+        """(via, directories) in search order; the cache step carries file paths instead."""
+        steps: list[tuple[str, list[str]]] = []
+        has_runpath = requester is not None and requester.info.runpath is not None
+        if not has_runpath:
+            dirs: list[str] = []
+            seen_main = False
+            chain = requester
+            while chain is not None:
+                if chain.info.rpath is not None and chain.info.runpath is None:
+                    dirs += self._dirs_of(chain.info.rpath, self._origin(chain), ":")
+                seen_main |= chain is self.main
+                chain = chain.loader
+            main = self.main
+            if (
+                not seen_main
+                and main is not None
+                and main.info.rpath is not None
+                and main.info.runpath is None
+            ):
+                dirs += self._dirs_of(main.info.rpath, self._origin(main), ":")
+            steps.append(("rpath", dirs))
+        if self.config.ld_library_path:
+            main_origin = self._origin(self.main) if self.main else None
+            steps.append(("ld_library_path", self._dirs_of(self.config.ld_library_path, main_origin, ":;")))
+        if requester is not None and requester.info.runpath is not None:
+            steps.append(("runpath", self._dirs_of(requester.info.runpath, self._origin(requester), ":")))
+        nodeflib = requester is not None and requester.info.nodeflib
+        cached = list(self._ld_cache_lookup(name))
+        if nodeflib:
+            cached = [p for p in cached if fsroot.dirname(p) not in self.config.system_dirs]
+        steps.append(("ld_so_cache", cached))
+        if not nodeflib:
+            steps.append(("default_dirs", list(self.config.system_dirs)))
+        return steps
+
+    def _match_loaded(self, name: str) -> LoadedObject | None:
+        for obj in self.objects:
+            if name in obj.names or obj.info.soname == name:
+                return obj
+        return None
+
+    def _target(self) -> elf.ElfInfo | None:
+        return self.main.info if self.main else None
+
+    def search(
+        self, requester: LoadedObject | None, name: str, *, kind: str
+    ) -> tuple[Edge, LoadedObject | None]:
+        needed_by = requester.path if requester else None
+        obj = self._match_loaded(name)
+        if obj is not None:
+            return Edge(name=name, needed_by=needed_by, path=obj.path, via="already_loaded", kind=kind), obj
+        origin = self._origin(requester) if requester else None
+        expanded = self.expand(name, origin) if "$" in name else name
+        if expanded is None:
+            return Edge(name=name, needed_by=needed_by, path=None, via="not_found", kind=kind), None
+        if "/" in expanded:
+            return self._open_direct(requester, name, self._abs(expanded), kind=kind)
+        winner: tuple[str, str] | None = None
+        error: str | None = None
+        shadowed: list[str] = []
+        skipped: list[str] = []
+        searched: list[str] = []
+        seen: set[tuple[int, int]] = set()
+        target = self._target()
+        for via, entries in self._steps(requester, name):
+            for entry in entries:
+                candidates = [entry] if via == "ld_so_cache" else self._in_dir(entry, name)
+                if via != "ld_so_cache":
+                    searched.append(entry or ".")
+                for cand in candidates:
+                    info, err, ident = self._inspect(self._abs(cand))
+                    if info is None and err is None:
+                        continue  # cannot be opened: glibc moves on
+                    if info is not None and target is not None and not target.same_target(info):
+                        skipped.append(f"{cand} (wrong ELF class or machine: {info.machine_name})")
+                        continue
+                    if ident in seen:
+                        continue
+                    if ident != (0, 0):
+                        seen.add(ident)
+                    if winner is None and error is None:
+                        if err is not None:
+                            error = f"{cand}: {err}"
+                            winner = (via, cand)
+                        else:
+                            winner = (via, cand)
+                    else:
+                        shadowed.append(cand)
+        if winner is None:
+            return (
+                Edge(
+                    name=name,
+                    needed_by=needed_by,
+                    path=None,
+                    via="not_found",
+                    kind=kind,
+                    skipped=tuple(skipped),
+                    searched=tuple(searched),
+                    error=f"{name}: cannot open shared object file",
+                ),
+                None,
+            )
+        via, path = winner
+        if error is not None:
+            edge = Edge(
+                name=name,
+                needed_by=needed_by,
+                path=path,
+                via=via,
+                kind=kind,
+                shadowed=tuple(shadowed),
+                skipped=tuple(skipped),
+                error=error,
+                searched=tuple(searched),
+            )
+            return edge, None
+        loaded = self._add(path, name, requester)
+        edge = Edge(
+            name=name,
+            needed_by=needed_by,
+            path=loaded.path,
+            via=via if loaded.path == path else "already_loaded",
+            kind=kind,
+            shadowed=tuple(shadowed),
+            skipped=tuple(skipped),
+            searched=tuple(searched),
+        )
+        return edge, loaded
+
+    def _open_direct(
+        self, requester: LoadedObject | None, name: str, path: str, *, kind: str
+    ) -> tuple[Edge, LoadedObject | None]:
+        needed_by = requester.path if requester else None
+        info, err, _ident = self._inspect(path)
+        via = "direct"
+        if info is None:
+            return (
+                Edge(
+                    name=name,
+                    needed_by=needed_by,
+                    path=None,
+                    via="not_found",
+                    kind=kind,
+                    error=f"{path}: {err or 'cannot open shared object file'}",
+                ),
+                None,
+            )
+        existing = self._match_loaded(path)
+        if existing is not None:
+            return Edge(
+                name=name, needed_by=needed_by, path=existing.path, via="already_loaded", kind=kind
+            ), existing
+        loaded = self._add(path, name, requester)
+        if loaded.path != path:
+            via = "already_loaded"
+        return Edge(name=name, needed_by=needed_by, path=loaded.path, via=via, kind=kind), loaded
+
+    def _add(self, path: str, name: str, loader: LoadedObject | None) -> LoadedObject:
+        info, _err, ident = self._inspect(self._abs(path))
+        assert info is not None
+        if ident in self._by_identity:
+            existing = self._by_identity[ident]
+            existing.names.add(name)
+            return existing
+        obj = LoadedObject(path=path, info=info, loader=loader, names={name, path}, identity=ident)
+        self.objects.append(obj)
+        if ident != (0, 0):
+            self._by_identity[ident] = obj
+        return obj
+
+    # -- public --------------------------------------------------------------------------------------
+    def load_root(self, path: str, *, preload: tuple[str, ...] = ()) -> Edge:
+        """Map ``path`` as the executable (what ``ldd`` does), then its dependency tree, BFS."""
+        path = self._abs(path)
+        info, err, ident = self._inspect(path)
+        if info is None:
+            raise elf.ElfError(err or "cannot open file")
+        self.main = LoadedObject(path=path, info=info, loader=None, names={path}, identity=ident)
+        self.objects.append(self.main)
+        if ident != (0, 0):
+            self._by_identity[ident] = self.main
+        interp = info.interp or self.config.interpreter
+        if interp:
+            iinfo, _e, iident = self._inspect(interp)
+            if iinfo is not None and iident not in self._by_identity:
+                obj = LoadedObject(path=interp, info=iinfo, loader=None, names={interp}, identity=iident)
+                self.objects.append(obj)
+                self._by_identity[iident] = obj
+        edge = Edge(name=path, needed_by=None, path=path, via="direct", kind="root")
+        queue: deque[LoadedObject] = deque([self.main])
+        for name in preload or self._env_preloads():
+            pedge, pobj = self.search(self.main, name, kind="preload")
+            self.edges.append(pedge)
+            if pobj is not None and pedge.via != "already_loaded":
+                queue.append(pobj)
+        self._bfs(queue)
+        return edge
+
+    def _env_preloads(self) -> tuple[str, ...]:
+        raw = self.config.ld_preload or ""
+        return tuple(p for p in raw.replace(":", " ").split() if p)
+
+    def dlopen(self, caller: LoadedObject | None, name: str) -> Edge:
+        """``dlopen(name)`` issued by code in ``caller``; the new object gets no loader chain."""
+        edge, obj = self.search(caller, name, kind="dlopen")
+        if obj is not None and edge.via != "already_loaded":
+            obj.loader = None  # __RTLD_CALLMAP: dlopened objects start a fresh RPATH chain
+            self._bfs(deque([obj]))
+        self.edges.append(edge)
+        return edge
+
+    def _bfs(self, queue: deque[LoadedObject]) -> None:
+        while queue and len(self.objects) < _MAX_OBJECTS:
+            obj = queue.popleft()
+            for name in obj.info.needed:
+                edge, dep = self.search(obj, name, kind="needed")
+                self.edges.append(edge)
+                if dep is not None and edge.via != "already_loaded":
+                    queue.append(dep)
+
+    def find(self, soname_prefix: str) -> LoadedObject | None:
+        for obj in self.objects:
+            names = {obj.info.soname or "", posixpath.basename(obj.path)}
+            if any(n.startswith(soname_prefix) for n in names):
+                return obj
+        return None
+
+
+def why(path: str, config: LoaderConfig) -> Resolver:
+    """Resolve ``path``'s whole tree plus the dlopen edges that matter for CUDA."""
+    resolver = Resolver(config)
+    resolver.load_root(path)
+    add_cuda_dlopens(resolver)
+    return resolver
+
+
+def add_cuda_dlopens(resolver: Resolver) -> None:
+    """libcudart dlopens ``libcuda.so.1`` lazily at the first driver call, from its own link map."""
+    cudart = resolver.find("libcudart.so")
+    if cudart is not None:
+        resolver.dlopen(cudart, "libcuda.so.1")
