@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from templates_kit import GIT_ENV, clone_template, commit_all, git
+
+from tests.templates.templates_kit import GIT_ENV, clone_template, commit_all, git
 
 # v2 of the template, as a release would change it: a shared base file, a type-only file, a new
 # question with a default, and a file rename shipped with a version-gated migration.

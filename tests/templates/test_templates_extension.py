@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from templates_kit import commit_all, git
 
 from imagesmith.errors import UsageError
 from imagesmith.images.catalog import curated_choices, default_image
 from imagesmith.templating import extension, images, migrate, resources
+from tests.templates.templates_kit import commit_all, git
 
 
 def test_counts_parse_and_bad_ones_name_the_answer() -> None:

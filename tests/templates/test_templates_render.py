@@ -9,7 +9,10 @@ from typing import Any
 
 import pytest
 import yaml
-from templates_kit import (
+
+from imagesmith.images.catalog import curated_choices
+from imagesmith.templating import resources
+from tests.templates.templates_kit import (
     REPO,
     TYPES,
     VENV_BIN,
@@ -19,9 +22,6 @@ from templates_kit import (
     k8s_errors,
     run_tool,
 )
-
-from imagesmith.images.catalog import curated_choices
-from imagesmith.templating import resources
 
 K8S_FILES = {
     "library": [],

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from templates_kit import (
+
+from tests.templates.templates_kit import (
     TYPES,
     VENV_BIN,
     answers,
