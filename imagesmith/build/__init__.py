@@ -1,0 +1,1 @@
+"""``imagesmith build``: build the rendered image plan on a Docker engine, parents first, smoke-tested."""

@@ -1,0 +1,131 @@
+"""``imagesmith build``: a thin translator from flags onto the build runner."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from imagesmith.errors import NegativeAnswer, UnknownName, UsageError
+
+
+def _base_images(values: tuple[str, ...], os_names: list[str]) -> tuple[tuple[str, str], ...]:
+    pairs: list[tuple[str, str]] = []
+    for value in values:
+        name, sep, ref = value.partition("=")
+        if not sep or not name or not ref:
+            raise UsageError(
+                "expected NAME=REF (e.g. bookworm=registry.local/debian:bookworm)",
+                where=f"--base-image {value}",
+            )
+        if name != "os" and name not in os_names:
+            import difflib
+
+            raise UnknownName(
+                "OS base", name, difflib.get_close_matches(name, [*os_names, "os"], n=3), where="--base-image"
+            )
+        pairs.append((name, ref))
+    return tuple(pairs)
+
+
+@click.command("build")
+@click.argument("images", nargs=-1)
+@click.option(
+    "--plan",
+    "plan_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("base_images/plan.json"),
+    show_default=True,
+    help="plan.json written by `imagesmith images render`.",
+)
+@click.option(
+    "--jobs", "-j", type=click.IntRange(min=1), default=2, show_default=True, help="Images built at once."
+)
+@click.option("--no-cache", is_flag=True, help="Rebuild every image from scratch, ignoring unchanged ones.")
+@click.option("--push", is_flag=True, help="Push each image's tag and aliases after its tests pass.")
+@click.option(
+    "--output-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("imagesmith-build"),
+    show_default=True,
+    help="Where manifest.json, manifest.md and logs/<image>.log go.",
+)
+@click.option(
+    "--base-image",
+    "base_images",
+    multiple=True,
+    metavar="NAME=REF",
+    help="Use REF for the OS base NAME (the plan's from.name, or 'os' for all): a mirror or a local image.",
+)
+@click.option("--pip-index-url", metavar="URL", help="Python package index used inside the builds.")
+@click.option(
+    "--ca-cert",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="PEM CA bundle for a TLS-intercepting proxy; used during the build only, never stored in an image.",
+)
+@click.option(
+    "--imagesmith-wheel",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Prebuilt imagesmith wheel for the base images (default: built from this checkout).",
+)
+def build(
+    images: tuple[str, ...],
+    plan_path: Path,
+    jobs: int,
+    no_cache: bool,
+    push: bool,
+    output_dir: Path,
+    base_images: tuple[str, ...],
+    pip_index_url: str | None,
+    ca_cert: Path | None,
+    imagesmith_wheel: Path | None,
+) -> int:
+    """Build IMAGE... (default: every planned image) and their ancestors, parents first.
+
+    Unchanged images are recognised by their input-hash label and skipped; each built image is
+    smoke-tested before it is tagged. Exit 1 when any image failed.
+    """
+    from rich.console import Console
+
+    from imagesmith.build import engine, manifest, plan, runner, schedule
+    from imagesmith.build.certserve import read_pem
+    from imagesmith.build.model import FAILED, BuildOptions
+    from imagesmith.build.progress import Progress, summary
+
+    loaded = plan.load(plan_path)
+    selected = schedule.select({i.name: i.parent for i in loaded.images}, images)
+    os_names = sorted({i.base.name for i in loaded.images if i.base.kind == "os"})
+    options = BuildOptions(
+        plan=loaded,
+        selected=selected,
+        jobs=jobs,
+        no_cache=no_cache,
+        push=push,
+        output_dir=output_dir,
+        base_images=_base_images(base_images, os_names),
+        pip_index_url=pip_index_url or None,
+        ca_cert=read_pem(ca_cert) if ca_cert is not None else None,
+        imagesmith_wheel=imagesmith_wheel,
+    )
+    if imagesmith_wheel is not None and not imagesmith_wheel.is_file():
+        raise UsageError("no such wheel file", where=f"--imagesmith-wheel {imagesmith_wheel}")
+    client = engine.connect()
+    started = datetime.now(UTC)
+    console = Console(stderr=True)
+    with Progress(console, selected) as progress:
+        results = runner.build(options, progress, client)
+    out = Console()
+    if not out.is_terminal:
+        out = Console(width=200)  # logs and pipes: keep the table rows unwrapped
+    summary(out, results, str(output_dir))
+    manifest.write(output_dir, results, plan=plan_path, engine=engine.engine_address(), started=started)
+    failed = [r for r in results if r.status == FAILED]
+    if failed:
+        first = failed[0]
+        raise NegativeAnswer(
+            f"{len(failed)} of {len(results)} images failed: "
+            + ", ".join(f"{r.name} ({r.failed_step or r.error})" for r in failed),
+            hint=f"logs in {first.log_path.parent}",
+        )
+    return 0
