@@ -6,15 +6,16 @@ Targets (issue 6): ``why`` on that tree < 40 ms, the full doctor < 150 ms.
 
 from __future__ import annotations
 
-import os
 import shutil
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from common import wall  # noqa: E402
+
 WORK = HERE / ".work"
 VENV = WORK / "venv"
 TORCH = "torch==2.13.0"
@@ -30,23 +31,13 @@ def _venv() -> Path:
     return py
 
 
-def _time(cmd: list[str], *, env: dict[str, str] | None = None, runs: int = RUNS) -> float:
-    samples = []
-    for i in range(runs + 2):
-        start = time.perf_counter()
-        subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, check=False)
-        if i >= 2:  # two warm-up runs: page cache and pyc files
-            samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
-
-
 def run() -> list[dict[str, object]]:
     py = _venv()
     # Installed packages carry .pyc files; make sure ours do even under PYTHONDONTWRITEBYTECODE=1.
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(HERE.parent / "imagesmith")], check=True)
     target = str(sorted(VENV.glob("lib/python3*/site-packages/torch/_C*.so"))[0])
     doctor = [sys.executable, "-m", "imagesmith", "doctor"]
-    why_s = _time([*doctor, "why", target, "--json"])
+    why_s = wall([*doctor, "why", target, "--json"], runs=RUNS)
     results: list[dict[str, object]] = []
     for name, cmd in (
         ("ldd", ["ldd", target]),
@@ -55,7 +46,7 @@ def run() -> list[dict[str, object]]:
     ):
         if shutil.which(cmd[0]) is None:
             continue
-        base = _time(cmd)
+        base = wall(cmd, runs=RUNS)
         results.append(
             {
                 "name": "doctor why: torch 2.13 CPU _C tree",
@@ -67,9 +58,9 @@ def run() -> list[dict[str, object]]:
             }
         )
     # The full doctor inside the torch venv (it models torch's preloads and the _C tree), vs collect_env.
-    env = {**os.environ, "PYTHONPATH": str(HERE.parent)}
-    full_s = _time([str(py), "-m", "imagesmith", "doctor", "--json"], env=env)
-    collect_s = _time([str(py), "-m", "torch.utils.collect_env"], runs=3)
+    env = {"PYTHONPATH": str(HERE.parent)}  # wall() adds it to the current environment
+    full_s = wall([str(py), "-m", "imagesmith", "doctor", "--json"], env=env, runs=RUNS)
+    collect_s = wall([str(py), "-m", "torch.utils.collect_env"], runs=3)
     results.append(
         {
             "name": "full doctor (torch 2.13 CPU venv, no GPU)",

@@ -8,12 +8,13 @@ Targets (issue 5): < 5 ms per query in-process, < 150 ms for the command.
 from __future__ import annotations
 
 import dataclasses
-import statistics
-import subprocess
 import sys
-import time
-from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import inproc, wall
 
 from imagesmith.picker import catalog as catalog_mod
 from imagesmith.picker.api import pick
@@ -26,15 +27,6 @@ QUERIES: list[dict[str, Any]] = [
     {"gpu": "H200", "cloud": "gcp"},  # nothing fits: scans every row
     {"gpus": "1", "min_cc": "8.0", "max_price": 2},
 ]
-
-
-def _median(fn: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def synthetic(base: catalog_mod.Catalog, factor: int) -> catalog_mod.Catalog:
@@ -70,11 +62,11 @@ def _naive(cat: catalog_mod.Catalog, q: dict[str, Any]) -> InstanceRow | None:
 
 
 def _queries(cat: catalog_mod.Catalog) -> float:
-    return sum(_median(lambda q=q: pick(catalog=cat, **q), 21) for q in QUERIES) / len(QUERIES)  # type: ignore[misc]
+    return sum(inproc(lambda q=q: pick(catalog=cat, **q), runs=21) for q in QUERIES) / len(QUERIES)  # type: ignore[misc]
 
 
 def _naive_queries(cat: catalog_mod.Catalog) -> float:
-    return sum(_median(lambda q=q: _naive(cat, q), 21) for q in QUERIES) / len(QUERIES)  # type: ignore[misc]
+    return sum(inproc(lambda q=q: _naive(cat, q), runs=21) for q in QUERIES) / len(QUERIES)  # type: ignore[misc]
 
 
 def run() -> list[dict[str, Any]]:
@@ -97,8 +89,8 @@ def run() -> list[dict[str, Any]]:
             }
         )
     cmd = [sys.executable, "-m", "imagesmith", "pick", "--gpus", "1", "--gpu-memory", "24+"]
-    ours = _median(lambda: subprocess.run(cmd, check=True, capture_output=True), 9)
-    base = _median(lambda: subprocess.run([sys.executable, "-c", "pass"], check=True, capture_output=True), 9)
+    ours = wall(cmd, runs=9)
+    base = wall([sys.executable, "-c", "pass"], runs=9)
     results.append(
         {
             "name": "imagesmith pick (command wall time)",
