@@ -6,8 +6,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from imagesmith.images.plan import make_plan
-from imagesmith.images.policy import default_policy_text, parse_policy
-from imagesmith.images.yamlpos import load_text
+from imagesmith.images.policy import embedded_policy
 from imagesmith.matrix import knowledge
 
 
@@ -26,8 +25,7 @@ def curated_choices() -> tuple[CuratedChoice, ...]:
     """Every image of the plan made from the policy embedded in this imagesmith version."""
     kb = knowledge.load()
     # The embedded default, not ./imagesmith.yaml: a generated project must not depend on where copier ran.
-    policy = parse_policy(load_text(default_policy_text(), "<embedded default policy>"), kb)
-    plan = make_plan(kb, policy)
+    plan = make_plan(kb, embedded_policy(kb))
     return tuple(
         CuratedChoice(
             tag=image.tag,

@@ -197,11 +197,15 @@ def default_policy_text() -> str:
     return resources.files("imagesmith.images").joinpath(DEFAULT_POLICY).read_text(encoding="utf-8")
 
 
+def embedded_policy(kb: Knowledge) -> Policy:
+    return parse_policy(load_text(default_policy_text(), "<embedded default policy>"), kb)
+
+
 def load_policy(path: Path | None, kb: Knowledge) -> Policy:
     """The policy at ``path``; without one, ``./imagesmith.yaml`` if present, else the embedded default."""
     if path is None:
         local = Path("imagesmith.yaml")
         if local.is_file():
             return parse_policy(load_file(local), kb)
-        return parse_policy(load_text(default_policy_text(), "<embedded default policy>"), kb)
+        return embedded_policy(kb)
     return parse_policy(load_file(path), kb)

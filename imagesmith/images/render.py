@@ -194,36 +194,42 @@ def render_files(plan: Plan) -> Rendered:
     return Rendered(files=files)
 
 
-def differences(rendered: Rendered, root: Path) -> list[str]:
-    """What `--check` reports: files that would change, appear or disappear."""
-    out = []
+def _changes(rendered: Rendered, root: Path) -> tuple[list[str], list[str], list[Path]]:
+    """(report lines, files to write, stale image directories) against what is on disk, read once."""
+    report: list[str] = []
+    to_write: list[str] = []
     for rel, text in sorted(rendered.files.items()):
         path = root / rel
         if not path.is_file():
-            out.append(f"missing: {rel}")
+            report.append(f"missing: {rel}")
+            to_write.append(rel)
         elif path.read_text(encoding="utf-8") != text:
-            out.append(f"out of date: {rel}")
+            report.append(f"out of date: {rel}")
+            to_write.append(rel)
+    stale: list[Path] = []
     images_dir = root / "base_images"
     if images_dir.is_dir():
         for child in sorted(images_dir.iterdir()):
             if child.is_dir() and child.name not in rendered.dirs():
-                out.append(f"stale: base_images/{child.name}/ (no longer planned)")
-    return out
+                report.append(f"stale: base_images/{child.name}/ (no longer planned)")
+                stale.append(child)
+    return report, to_write, stale
+
+
+def differences(rendered: Rendered, root: Path) -> list[str]:
+    """What `--check` reports: files that would change, appear or disappear."""
+    return _changes(rendered, root)[0]
 
 
 def write(rendered: Rendered, root: Path) -> list[str]:
-    """Write every file; remove image directories the plan no longer has. Returns what changed."""
+    """Write what changed; remove image directories the plan no longer has. Returns what changed."""
     import shutil
 
-    changed = differences(rendered, root)
-    images_dir = root / "base_images"
-    if images_dir.is_dir():
-        for child in images_dir.iterdir():
-            if child.is_dir() and child.name not in rendered.dirs():
-                shutil.rmtree(child)
-    for rel, text in rendered.files.items():
+    report, to_write, stale = _changes(rendered, root)
+    for child in stale:
+        shutil.rmtree(child)
+    for rel in to_write:
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        if not path.is_file() or path.read_text(encoding="utf-8") != text:
-            path.write_text(text, encoding="utf-8")
-    return changed
+        path.write_text(rendered.files[rel], encoding="utf-8")
+    return report
