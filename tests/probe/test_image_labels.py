@@ -13,9 +13,8 @@ TAG = "imagesmith-doctor-test:labels"
 
 
 @pytest.mark.docker
-def test_image_labels_against_old_driver_and_new_gpu(
-    docker_engine: object, bare_node: Node, tmp_path: Path
-) -> None:
+@pytest.mark.usefixtures("docker_engine")  # starts dockerd when none answers (tests/conftest.py)
+def test_image_labels_against_old_driver_and_new_gpu(bare_node: Node, tmp_path: Path) -> None:
     ctx = tmp_path / "ctx"
     ctx.mkdir()
     (ctx / "Dockerfile").write_text(
