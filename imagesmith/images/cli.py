@@ -125,7 +125,9 @@ def render_command(policy: Path | None, output_dir: Path, check: bool) -> int:
         for line in diffs:
             click.echo(line)
         if diffs:
-            click.echo(f"{len(diffs)} difference(s) from the policy: run `imagesmith images render`", err=True)
+            click.echo(
+                f"{len(diffs)} difference(s) from the policy: run `imagesmith images render`", err=True
+            )
             return EXIT_NEGATIVE
         click.echo(f"up to date: {len(rendered.files)} files")
         return EXIT_OK
