@@ -1,18 +1,22 @@
-"""``imagesmith doctor``: argparse only, because it runs in slim pods before click is importable.
+"""``imagesmith doctor``: standard library only, because it runs in slim pods before click is importable.
 
 Dispatched by ``imagesmith/__main__.py`` ahead of the click CLI. Exit codes: 0 no error finding, 1 an
 error finding, 2 bad input or an internal error, 3 environment problem (Docker engine unreachable).
+``doctor why`` parses its three options by hand: argparse (and the typing/re/gettext it pulls in)
+costs ~10 ms of its 40 ms budget. The full doctor uses argparse, imported when it runs.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
-from typing import NoReturn
 
 from imagesmith.errors import EXIT_BAD_INPUT, ImagesmithError, UsageError
+
+TYPE_CHECKING = False  # mypy treats this name as True; importing typing costs ~5 ms
+if TYPE_CHECKING:
+    import argparse
+    from typing import NoReturn
 
 PROG = "imagesmith doctor"
 
@@ -26,19 +30,36 @@ Exit codes: 0 no error finding, 1 an error finding (with --strict: any warning t
 2 usage or internal error, 3 environment problem (e.g. Docker engine unreachable for --image).
 """
 
+WHY_HELP = f"""\
+usage: {PROG} why [-h] [--root DIR] [--json] FILE
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(message)
+Explain FILE's whole dependency tree as ld.so resolves it.
 
-    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
-        if message:
-            sys.stderr.write(message)
-        raise SystemExit(status)
+positional arguments:
+  FILE        an executable or shared library (inside DIR with --root)
+
+options:
+  -h, --help  show this help message and exit
+  --root DIR  resolve inside the filesystem under DIR (default /)
+  --json      print JSON (schema 1)
+
+Exit codes: 0 every library found, 1 a library not found or not loadable, 2 usage error.
+"""
 
 
-def _parser() -> _Parser:
-    p = _Parser(prog=PROG, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+def _parser() -> argparse.ArgumentParser:
+    import argparse
+
+    class Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> NoReturn:
+            raise UsageError(message)
+
+        def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+            if message:
+                sys.stderr.write(message)
+            raise SystemExit(status)
+
+    p = Parser(prog=PROG, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--json", action="store_true", help="print JSON (schema 1) instead of text")
     p.add_argument("--root", metavar="DIR", default="/", help="inspect the filesystem under DIR (default /)")
     p.add_argument("--strict", action="store_true", help="exit 1 on warnings too")
@@ -54,12 +75,43 @@ def _parser() -> _Parser:
     return p
 
 
-def _why_parser() -> _Parser:
-    p = _Parser(prog=f"{PROG} why", description="Explain FILE's whole dependency tree as ld.so resolves it.")
-    p.add_argument("file", metavar="FILE")
-    p.add_argument("--root", metavar="DIR", default="/", help="resolve inside the filesystem under DIR")
-    p.add_argument("--json", action="store_true", help="print JSON (schema 1)")
-    return p
+def parse_why(argv: list[str]) -> tuple[str, str, bool] | None:
+    """(FILE, --root, --json) from ``why``'s arguments; ``None`` for --help; ``UsageError`` otherwise."""
+    file: str | None = None
+    root = "/"
+    as_json = False
+    rest = list(argv)
+    while rest:
+        arg = rest.pop(0)
+        if arg == "--":
+            positionals = rest
+            rest = []
+        elif arg in ("-h", "--help"):
+            return None
+        elif arg == "--json":
+            as_json = True
+            continue
+        elif arg == "--root" or arg.startswith("--root="):
+            if "=" in arg:
+                root = arg.partition("=")[2]
+            elif not rest:
+                raise UsageError("expected one argument", where="--root")
+            else:
+                root = rest.pop(0)
+            if not root:
+                raise UsageError("must not be empty", where="--root")
+            continue
+        elif arg.startswith("-") and arg != "-":
+            raise UsageError("no such option", where=f"why {arg}")
+        else:
+            positionals = [arg]
+        for value in positionals:
+            if file is not None:
+                raise UsageError("unexpected extra argument (one FILE at a time)", where=f"why {value}")
+            file = value
+    if file is None:
+        raise UsageError("missing FILE (try: imagesmith doctor why --help)", where="why")
+    return file, root, as_json
 
 
 def _check_root(root: str) -> str:
@@ -69,26 +121,30 @@ def _check_root(root: str) -> str:
 
 
 def _run_why(argv: list[str]) -> int:
+    parsed = parse_why(argv)
+    if parsed is None:
+        sys.stdout.write(WHY_HELP)
+        return 0
+    file, root_arg, as_json = parsed
     from imagesmith.probe import elf, fsroot, loaderconf, resolver, why
 
-    args = _why_parser().parse_args(argv)
-    root = _check_root(args.root)
-    path = args.file if root == "/" else ("/" + args.file.lstrip("/"))
+    root = _check_root(root_arg)
+    path = file if root == "/" else ("/" + file.lstrip("/"))
     host = fsroot.host_path(root, os.path.abspath(path) if root == "/" else path)
     if not os.path.exists(host):
-        raise UsageError("no such file", where=args.file)
+        raise UsageError("no such file", where=file)
     if os.path.isdir(host):
-        raise UsageError("is a directory, not an ELF file", where=args.file)
+        raise UsageError("is a directory, not an ELF file", where=file)
     config = loaderconf.detect(root=root)
     try:
         res = resolver.why(os.path.abspath(path) if root == "/" else path, config)
     except elf.ElfError as exc:
-        raise UsageError(f"not a loadable ELF file: {exc}", where=args.file) from None
+        raise UsageError(f"not a loadable ELF file: {exc}", where=file) from None
     except OSError as exc:
-        raise UsageError(f"cannot read: {exc.strerror}", where=args.file) from None
+        raise UsageError(f"cannot read: {exc.strerror}", where=file) from None
     assert res.main is not None
-    if args.json:
-        print(json.dumps(why.to_json(res, res.main.path), indent=2))
+    if as_json:
+        print(why.dumps(why.to_json(res, res.main.path)))
     else:
         print(why.to_text(res, res.main.path))
     missing = [e for e in res.edges if e.via == "not_found" or e.error]
@@ -96,6 +152,8 @@ def _run_why(argv: list[str]) -> int:
 
 
 def _run_doctor(argv: list[str]) -> int:
+    import json
+
     args = _parser().parse_args(argv)
     root = _check_root(args.root)
     if args.probe_timeout <= 0:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import mmap
 import os
 import struct
-from dataclasses import dataclass
+
+from imagesmith.probe.record import record
 
 ELFCLASS32 = 1
 ELFCLASS64 = 2
@@ -44,7 +45,7 @@ class ElfError(Exception):
     """The file is not a well-formed ELF object (the reason reads like glibc's)."""
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class ElfInfo:
     """The loader-relevant facts of one ELF file."""
 
@@ -69,7 +70,7 @@ class ElfInfo:
         return self.elf_class == other.elf_class and self.machine == other.machine
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class Section:
     name: str
     offset: int

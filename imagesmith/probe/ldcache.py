@@ -7,7 +7,8 @@ The cache is the image's own snapshot, taken when ``ldconfig`` last ran; it is n
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+
+from imagesmith.probe.record import record
 
 OLD_MAGIC = b"ld.so-1.7.0"
 NEW_MAGIC = b"glibc-ld.so.cache1.1"
@@ -23,7 +24,7 @@ class CacheError(Exception):
     """The cache file is malformed."""
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class CacheEntry:
     key: str
     value: str
@@ -32,7 +33,7 @@ class CacheEntry:
     legacy_hwcap: bool
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class LdCache:
     format: str
     entries: tuple[CacheEntry, ...]
@@ -124,10 +125,14 @@ def _parse_new(data: bytes, base: int, *, fmt: str) -> LdCache:
                 elif tag == 1:
                     idx = struct.unpack_from(e + f"{size // 4}I", data, off)
                     hwcaps_names = [_cstr(data, base + j) for j in idx]
-    entries = []
     start = base + 48
-    for i in range(nlibs):
-        eflags, key, value, _osv, hwcap = struct.unpack_from(e + "iIIIQ", data, start + i * 24)
+    block = data[start : start + nlibs * 24]
+    if len(block) < nlibs * 24:
+        raise CacheError("entry table runs past the end of the file")
+    # One C-level pass over the table; a cache holds thousands of entries and `why` has 40 ms.
+    names: dict[int, str] = {}
+    entries = []
+    for eflags, key, value, _osv, hwcap in struct.iter_unpack(e + "iIIIQ", block):
         sub = None
         legacy = False
         if hwcap:
@@ -136,9 +141,12 @@ def _parse_new(data: bytes, base: int, *, fmt: str) -> LdCache:
                 sub = hwcaps_names[index] if index < len(hwcaps_names) else f"#{index}"
             else:
                 legacy = True
+        k = names.get(key)
+        if k is None:
+            k = names[key] = _cstr(data, base + key)
         entries.append(
             CacheEntry(
-                key=_cstr(data, base + key),
+                key=k,
                 value=_cstr(data, base + value),
                 flags=eflags,
                 hwcaps_subdir=sub,

@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import os
 import posixpath
-from collections import deque
-from dataclasses import dataclass, field
 
 from imagesmith.probe import elf, fsroot, ldcache
 from imagesmith.probe.loaderconf import LoaderConfig
+from imagesmith.probe.record import record
 
 VIAS = ("already_loaded", "rpath", "ld_library_path", "runpath", "ld_so_cache", "default_dirs", "not_found")
 
 _MAX_OBJECTS = 5000
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class Edge:
     """One request for a library and what the loader does with it."""
 
@@ -52,13 +51,28 @@ class Edge:
         return out
 
 
-@dataclass(kw_only=True, eq=False)
 class LoadedObject:
-    path: str  # as opened (root-relative); $ORIGIN derives from it, not from the realpath
-    info: elf.ElfInfo
-    loader: LoadedObject | None
-    names: set[str] = field(default_factory=set)
-    identity: tuple[int, int] = (0, 0)
+    """One object in the simulated link map; mutable (names accumulate, dlopen resets the loader)."""
+
+    __slots__ = ("identity", "info", "loader", "names", "path")
+
+    def __init__(
+        self,
+        *,
+        path: str,
+        info: elf.ElfInfo,
+        loader: LoadedObject | None,
+        names: set[str],
+        identity: tuple[int, int] = (0, 0),
+    ) -> None:
+        self.path = path  # as opened (root-relative); $ORIGIN derives from it, not from the realpath
+        self.info = info
+        self.loader = loader
+        self.names = names
+        self.identity = identity
+
+    def __repr__(self) -> str:
+        return f"LoadedObject(path={self.path!r})"
 
 
 class Resolver:
@@ -409,7 +423,7 @@ class Resolver:
                 self.objects.append(obj)
                 self._by_identity[iident] = obj
         edge = Edge(name=path, needed_by=None, path=path, via="direct", kind="root")
-        queue: deque[LoadedObject] = deque([self.main])
+        queue = [self.main]
         for name in preload or self._env_preloads():
             pedge, pobj = self.search(self.main, name, kind="preload")
             self.edges.append(pedge)
@@ -427,13 +441,16 @@ class Resolver:
         edge, obj = self.search(caller, name, kind="dlopen")
         if obj is not None and edge.via != "already_loaded":
             obj.loader = None  # __RTLD_CALLMAP: dlopened objects start a fresh RPATH chain
-            self._bfs(deque([obj]))
+            self._bfs([obj])
         self.edges.append(edge)
         return edge
 
-    def _bfs(self, queue: deque[LoadedObject]) -> None:
-        while queue and len(self.objects) < _MAX_OBJECTS:
-            obj = queue.popleft()
+    def _bfs(self, queue: list[LoadedObject]) -> None:
+        # A list walked by index is the FIFO here: collections.deque would cost an import.
+        i = 0
+        while i < len(queue) and len(self.objects) < _MAX_OBJECTS:
+            obj = queue[i]
+            i += 1
             for name in obj.info.needed:
                 edge, dep = self.search(obj, name, kind="needed")
                 self.edges.append(edge)

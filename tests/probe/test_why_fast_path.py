@@ -1,0 +1,140 @@
+"""The `doctor why` fast path: its hand-made parts behave like the standard ones they replace.
+
+`why` avoids dataclasses, argparse and json to stay inside its 40 ms budget (bench/bench_doctor.py);
+each replacement is checked here against the real thing, and the import list is pinned so a stray
+heavy import shows up as a failing test rather than as a slow pod.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from imagesmith.errors import UsageError
+from imagesmith.probe import loaderconf, resolver, why
+from imagesmith.probe.cli import parse_why
+from imagesmith.probe.record import FrozenRecordError, record
+from tests.probe.conftest import build_lib
+
+
+@record
+class _Point:
+    x: int
+    label: str | None = None
+    tags: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class _DataPoint:
+    x: int
+    label: str | None = None
+    tags: tuple[str, ...] = ()
+
+
+def test_record_behaves_like_a_frozen_keyword_only_dataclass() -> None:
+    p = _Point(x=1, tags=("a",))
+    d = _DataPoint(x=1, tags=("a",))
+    assert (p.x, p.label, p.tags) == (d.x, d.label, d.tags)
+    assert repr(p) == repr(d).replace("_DataPoint", "_Point")
+    assert p == _Point(x=1, tags=("a",)) and p != _Point(x=2) and p != d
+    assert hash(p) == hash(_Point(x=1, tags=("a",)))
+    assert len({p, _Point(x=1, tags=("a",)), _Point(x=1)}) == 2
+    with pytest.raises(TypeError):
+        _Point(1)  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        _Point(label="no x")  # type: ignore[call-arg]
+    with pytest.raises(FrozenRecordError):
+        p.x = 2  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        del p.label  # type: ignore[misc]
+    match p:
+        case _Point(x=1, label=None):
+            pass
+        case _:
+            pytest.fail("keyword pattern did not match")
+
+
+def test_record_refuses_a_mutable_default() -> None:
+    with pytest.raises(TypeError, match="mutable default"):
+
+        @record
+        class _Bad:
+            items: list[str] = []  # noqa: RUF012
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(_json_values)
+def test_dumps_is_json_dumps_indent_2(document: object) -> None:
+    assert why.dumps(document) == json.dumps(document, indent=2)
+
+
+def test_dumps_of_a_resolved_tree(tmp_path: Path) -> None:
+    libdir = tmp_path / "lïb"  # non-ASCII paths are escaped the way json escapes them
+    libdir.mkdir()
+    dep = build_lib(libdir / "libdep.so.1", "dep")
+    top = build_lib(tmp_path / "libtop.so", "top", needs=(("libdep.so.1", libdir),), runpath="$ORIGIN/lïb")
+    res = resolver.why(str(top), loaderconf.detect())
+    assert res.main is not None
+    document = why.to_json(res, res.main.path)
+    assert why.dumps(document) == json.dumps(document, indent=2)
+    assert json.loads(why.dumps(document))["libraries"][0]["path"] == str(dep)
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["f"], ("f", "/", False)),
+        (["--json", "f"], ("f", "/", True)),
+        (["f", "--root", "/r", "--json"], ("f", "/r", True)),
+        (["--root=/r", "f"], ("f", "/r", False)),
+        (["--", "--json"], ("--json", "/", False)),
+        (["-h"], None),
+        (["f", "--help"], None),
+    ],
+)
+def test_parse_why_accepts(argv: list[str], expected: tuple[str, str, bool] | None) -> None:
+    assert parse_why(argv) == expected
+
+
+@pytest.mark.parametrize(
+    ("argv", "where"),
+    [
+        ([], "why"),
+        (["--json"], "why"),
+        (["--root"], "--root"),
+        (["--root="], "--root"),
+        (["--bogus", "f"], "why --bogus"),
+        (["a", "b"], "why b"),
+    ],
+)
+def test_parse_why_refuses(argv: list[str], where: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        parse_why(argv)
+    assert caught.value.where == where
+
+
+def test_why_imports_nothing_heavy() -> None:
+    code = (
+        "import sys, io, contextlib; from imagesmith.__main__ import main;\n"
+        "out = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out): rc = main(['doctor', 'why', sys.executable, '--json'])\n"
+        "heavy = ('dataclasses', 'argparse', 'json', 're', 'typing', 'inspect', 'subprocess', 'elftools')\n"
+        "print(rc, sorted(m for m in heavy if m in sys.modules))"
+    )
+    # -S: no site hooks (a .pth file may import re or typing on its own); -I would drop the checkout.
+    proc = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, check=False,
+                          env={"PYTHONPATH": ":".join(sys.path)})  # fmt: skip
+    assert proc.stdout.strip() == "0 []", proc.stdout + proc.stderr
