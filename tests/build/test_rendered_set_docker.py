@@ -87,3 +87,14 @@ def test_rendered_policy_builds_and_smoke_tests(tmp_path: Path, docker_client: A
     report = json.loads(doctor.decode())
     cudart = next(lib for lib in report["libraries"] if lib["name"].startswith("libcudart"))
     assert cudart["version"].startswith("12.9") and cudart["origin"] == "wheel"
+    # No package-manager caches in any layer: apt's downloaded .debs and lists, pip's cache. The OS base
+    # here is a debootstrapped one without Debian's docker-clean hook, so the Dockerfile must clean up.
+    caches = "/var/cache/apt/archives /var/lib/apt/lists /root/.cache/pip /home/app/.cache/pip"
+    leftovers = docker_client.containers.run(
+        child["tag"],
+        ["sh", "-c", f"find {caches} -type f ! -name lock 2>/dev/null; true"],
+        remove=True,
+        network_mode="none",
+        user="0",
+    )
+    assert leftovers.decode().split() == []
