@@ -5,9 +5,10 @@ Rows:
 * no-op rebuild vs the real alternative, ``docker build`` of the same Dockerfiles with every layer in
   the engine's cache (what a CI script without input hashes pays);
 * no-op rebuild vs a cold ``imagesmith build --no-cache`` of the same set;
-* per image: the bytes its own layers add vs the bytes of the Python packages it adds (overhead ratio,
-  target < 1.15: no duplicated CUDA, no pip caches left in layers). These rows carry sizes in MB in the
-  ``*_s`` fields, as the note says.
+* per image, two size rows (``unit: "MB"``): the bytes its own layers add vs the Python packages it adds,
+  and vs everything it installs (pip packages + Debian packages' Installed-Size + the standard-library
+  bytecode their postinst compiles). The second is the overhead ratio the target is about (< 1.15: no
+  duplicated CUDA, no apt or pip caches left in layers).
 
 Run: ``.venv/bin/python bench/bench_build.py`` (root, network to Debian and PyPI; ~3 minutes).
 """
@@ -146,8 +147,8 @@ def _overhead_rows(
                 "baseline": "Python packages it adds (importlib.metadata file sizes)",
                 "baseline_s": round(added / 1e6, 2),
                 "ratio": round(layers / added, 3) if added else float("inf"),
-                "note": f"own layers {layers / 1e6:.1f} MB vs {added / 1e6:.1f} MB of Python packages added "
-                "(sizes in MB in the *_s fields)"
+                "unit": "MB",
+                "note": "own layers vs the Python packages they add"
                 + ("; the distribution's Python interpreter is not a pip package" if debs else ""),
             }
         )
@@ -158,6 +159,7 @@ def _overhead_rows(
                 "baseline": "Python + Debian packages it adds (dpkg Installed-Size + their compiled bytecode)",
                 "baseline_s": round((added + debs + pyc) / 1e6, 2),
                 "ratio": round(layers / (added + debs + pyc), 3) if added + debs + pyc else float("inf"),
+                "unit": "MB",
                 "note": f"own layers {layers / 1e6:.1f} MB vs {added / 1e6:.1f} MB pip + {debs / 1e6:.1f} MB apt "
                 f"+ {pyc / 1e6:.1f} MB stdlib bytecode; target < 1.15 (no duplicated CUDA, no caches in layers)",
             }

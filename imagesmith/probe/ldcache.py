@@ -59,9 +59,28 @@ class LdCache:
         return ((best[1],) if best else ()) + tuple(plain)
 
 
+# (key, absolute offset of the value string, flags, glibc-hwcaps subdir, legacy hwcap): values are
+# decoded only for the names the resolver asks about (a cache holds ~1,000 entries, `why` needs ~15).
+Row = tuple[str, int, int, "str | None", bool]
+
+
 def parse(data: bytes) -> LdCache:
+    """Every entry, decoded; ``CacheError`` if the file is malformed."""
+    fmt, generator, rows = scan(data)
     try:
-        return _parse(data)
+        entries = tuple(
+            CacheEntry(key=key, value=_cstr(data, value), flags=flags, hwcaps_subdir=sub, legacy_hwcap=legacy)
+            for key, value, flags, sub, legacy in rows
+        )
+    except UnicodeDecodeError as exc:
+        raise CacheError(f"malformed ld.so.cache: {exc}") from None
+    return LdCache(format=fmt, entries=entries, generator=generator)
+
+
+def scan(data: bytes) -> tuple[str, str | None, list[Row]]:
+    """(format, generator, rows) with keys decoded and values left as offsets."""
+    try:
+        return _scan(data)
     except CacheError:
         raise
     except (struct.error, ValueError, IndexError, UnicodeDecodeError) as exc:
@@ -77,7 +96,7 @@ def _cstr(data: bytes, offset: int) -> str:
     return data[offset:end].decode("utf-8", "surrogateescape")
 
 
-def _parse(data: bytes) -> LdCache:
+def _scan(data: bytes) -> tuple[str, str | None, list[Row]]:
     if data.startswith(OLD_MAGIC):
         (nlibs,) = struct.unpack_from("<I", data, 12)
         if nlibs > _MAX_LIBS:
@@ -85,26 +104,24 @@ def _parse(data: bytes) -> LdCache:
         table = 16 + nlibs * 12
         new_at = (table + 7) & ~7
         if data[new_at : new_at + len(NEW_MAGIC)] == NEW_MAGIC:
-            return _parse_new(data, new_at, fmt="compat")
-        entries = []
+            return _scan_new(data, new_at, fmt="compat")
+        rows: list[Row] = []
         for i in range(nlibs):
             flags, key, value = struct.unpack_from("<iII", data, 16 + i * 12)
-            entries.append(
-                CacheEntry(
-                    key=_cstr(data, table + key),
-                    value=_cstr(data, table + value),
-                    flags=flags,
-                    hwcaps_subdir=None,
-                    legacy_hwcap=False,
-                )
-            )
-        return LdCache(format="old", entries=tuple(entries), generator=None)
+            rows.append((_cstr(data, table + key), _checked(data, table + value), flags, None, False))
+        return "old", None, rows
     if data.startswith(NEW_MAGIC):
-        return _parse_new(data, 0, fmt="new")
+        return _scan_new(data, 0, fmt="new")
     raise CacheError("unknown ld.so.cache format")
 
 
-def _parse_new(data: bytes, base: int, *, fmt: str) -> LdCache:
+def _checked(data: bytes, offset: int) -> int:
+    if not 0 <= offset < len(data):
+        raise CacheError("string offset out of range")
+    return offset
+
+
+def _scan_new(data: bytes, base: int, *, fmt: str) -> tuple[str, str | None, list[Row]]:
     nlibs, _len_strings, flags, ext_offset = struct.unpack_from("<IIB3xI", data, base + 20)
     endian = flags & 3
     e = ">" if endian == 3 else "<"
@@ -129,9 +146,9 @@ def _parse_new(data: bytes, base: int, *, fmt: str) -> LdCache:
     block = data[start : start + nlibs * 24]
     if len(block) < nlibs * 24:
         raise CacheError("entry table runs past the end of the file")
-    # One C-level pass over the table; a cache holds thousands of entries and `why` has 40 ms.
-    names: dict[int, str] = {}
-    entries = []
+    size = len(data)
+    rows: list[Row] = []
+    # One C-level pass over the table; `why` has 40 ms for everything.
     for eflags, key, value, _osv, hwcap in struct.iter_unpack(e + "iIIIQ", block):
         sub = None
         legacy = False
@@ -141,29 +158,66 @@ def _parse_new(data: bytes, base: int, *, fmt: str) -> LdCache:
                 sub = hwcaps_names[index] if index < len(hwcaps_names) else f"#{index}"
             else:
                 legacy = True
-        k = names.get(key)
-        if k is None:
-            k = names[key] = _cstr(data, base + key)
-        entries.append(
-            CacheEntry(
-                key=k,
-                value=_cstr(data, base + value),
-                flags=eflags,
-                hwcaps_subdir=sub,
-                legacy_hwcap=legacy,
+        if base + value >= size:
+            raise CacheError("string offset out of range")
+        rows.append((_cstr(data, base + key), base + value, eflags, sub, legacy))
+    return fmt, generator, rows
+
+
+class CacheIndex:
+    """The cache grouped by key; each name's entries are decoded when it is first looked up."""
+
+    def __init__(self, data: bytes, rows: list[Row]) -> None:
+        self._data = data
+        self._groups: dict[str, list[Row]] = {}
+        for row in rows:
+            self._groups.setdefault(row[0], []).append(row)
+
+    def keys(self) -> tuple[str, ...]:
+        return tuple(self._groups)
+
+    def lookup(self, name: str, *, default_flags: int, active_hwcaps: tuple[str, ...]) -> tuple[str, ...]:
+        rows = self._groups.get(name)
+        if not rows:
+            return ()
+        entries = []
+        for key, value, flags, sub, legacy in rows:
+            try:
+                path = _cstr(self._data, value)
+            except CacheError:
+                continue  # one unterminated value string: glibc would fail that entry, not the cache
+            entries.append(
+                CacheEntry(key=key, value=path, flags=flags, hwcaps_subdir=sub, legacy_hwcap=legacy)
             )
-        )
-    return LdCache(format=fmt, entries=tuple(entries), generator=generator)
+        cache = LdCache(format="", entries=tuple(entries), generator=None)
+        return cache.lookup(name, default_flags=default_flags, active_hwcaps=active_hwcaps)
+
+
+def _read(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as f:
+            return f.read(64 << 20)
+    except OSError:
+        return None
 
 
 def load(path: str) -> LdCache | None:
     """The cache at ``path``; ``None`` if absent or unreadable (glibc then skips the cache step)."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read(64 << 20)
-    except OSError:
+    data = _read(path)
+    if data is None:
         return None
     try:
         return parse(data)
+    except CacheError:
+        return None
+
+
+def load_index(path: str) -> CacheIndex | None:
+    """Like ``load``, grouped by key and decoded lazily (what the resolver uses)."""
+    data = _read(path)
+    if data is None:
+        return None
+    try:
+        return CacheIndex(data, scan(data)[2])
     except CacheError:
         return None

@@ -85,17 +85,27 @@ class Resolver:
         self.edges: list[Edge] = []
         self.main: LoadedObject | None = None
         self._dirs: dict[str, frozenset[str] | None] = {}
+        self._dirs_by_identity: dict[tuple[int, int], frozenset[str] | None] = {}
         self._elf: dict[str, tuple[elf.ElfInfo | None, str | None, tuple[int, int]]] = {}
         self._by_identity: dict[tuple[int, int], LoadedObject] = {}
-        self._cache_index: dict[str, tuple[str, ...]] | None = None
-        self._cache: ldcache.LdCache | None = None
-        self._cache_groups: dict[str, list[ldcache.CacheEntry]] = {}
+        self._cache: ldcache.CacheIndex | None = None
+        self._cache_hits: dict[str, tuple[str, ...]] = {}
         self._cache_flags = ldcache.DEFAULT_FLAGS.get(os.uname().machine, 0x0303)
 
     # -- filesystem, cached like glibc's r_dir_status ------------------------------------------------
     def _listing(self, directory: str) -> frozenset[str] | None:
         if directory not in self._dirs:
-            self._dirs[directory] = fsroot.listdir(self.root, directory or ".")
+            # Merged-/usr systems reach one directory by two names (/lib/x86_64-linux-gnu and
+            # /usr/lib/x86_64-linux-gnu, ~1,000 entries each): list each directory once.
+            try:
+                st = os.stat(fsroot.host_path(self.root, directory or "."))
+            except OSError:
+                self._dirs[directory] = None
+                return None
+            ident = (st.st_dev, st.st_ino)
+            if ident not in self._dirs_by_identity:
+                self._dirs_by_identity[ident] = fsroot.listdir(self.root, directory or ".")
+            self._dirs[directory] = self._dirs_by_identity[ident]
         return self._dirs[directory]
 
     def _inspect(self, path: str) -> tuple[elf.ElfInfo | None, str | None, tuple[int, int]]:
@@ -121,29 +131,21 @@ class Resolver:
         return self._elf[path]
 
     def _ld_cache_lookup(self, name: str) -> tuple[str, ...]:
-        """Cache hits for ``name``; the file is parsed once and grouped by key (no per-name scans)."""
-        if self._cache_index is None:
-            cache = ldcache.load(fsroot.host_path(self.root, self.config.cache_path))
-            self._cache = cache
-            grouped: dict[str, list[ldcache.CacheEntry]] = {}
-            for e in cache.entries if cache is not None else ():
-                grouped.setdefault(e.key, []).append(e)
-            self._cache_groups = grouped
-            self._cache_index = {}
-        if name not in self._cache_index:
-            entries = self._cache_groups.get(name)
-            self._cache_index[name] = (
-                ldcache.LdCache(format="", entries=tuple(entries), generator=None).lookup(
-                    name, default_flags=self._cache_flags, active_hwcaps=self.config.hwcaps
-                )
-                if entries
-                else ()
+        """Cache hits for ``name``; the file is read once, grouped by key, decoded per name."""
+        if self._cache is None:
+            self._cache = ldcache.load_index(fsroot.host_path(self.root, self.config.cache_path)) or (
+                ldcache.CacheIndex(b"", [])
             )
-        return self._cache_index[name]
+        if name not in self._cache_hits:
+            self._cache_hits[name] = self._cache.lookup(
+                name, default_flags=self._cache_flags, active_hwcaps=self.config.hwcaps
+            )
+        return self._cache_hits[name]
 
     def cache_keys(self) -> tuple[str, ...]:
         self._ld_cache_lookup("")
-        return tuple(self._cache_groups)
+        assert self._cache is not None
+        return self._cache.keys()
 
     # -- path lists ----------------------------------------------------------------------------------
     def expand(self, text: str, origin: str | None) -> str | None:

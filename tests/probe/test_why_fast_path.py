@@ -50,6 +50,8 @@ def test_record_behaves_like_a_frozen_keyword_only_dataclass() -> None:
         _Point(1)  # type: ignore[misc]
     with pytest.raises(TypeError):
         _Point(label="no x")  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="unexpected keyword argument"):
+        _Point(x=1, y=2)  # type: ignore[call-arg]
     with pytest.raises(FrozenRecordError):
         p.x = 2  # type: ignore[misc]
     with pytest.raises(AttributeError):
