@@ -61,7 +61,9 @@ def main(argv: list[str]) -> int:
     store = HERE / "results.json"
     suites: dict[str, dict[str, object]] = json.loads(store.read_text()) if store.exists() else {}
     failures: list[str] = []
-    machine = f"{platform.machine()}, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+    machine = (
+        f"{platform.machine()}, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+    )
     for path in sorted(HERE.glob("bench_*.py")):
         suite = path.stem.removeprefix("bench_")
         if wanted and suite not in wanted:

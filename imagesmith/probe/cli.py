@@ -2,8 +2,7 @@
 
 Dispatched by ``imagesmith/__main__.py`` ahead of the click CLI. Exit codes: 0 no error finding, 1 an
 error finding, 2 bad input or an internal error, 3 environment problem (Docker engine unreachable).
-``doctor why`` parses its three options by hand: argparse (and the typing/re/gettext it pulls in)
-costs ~10 ms of its 40 ms budget. The full doctor uses argparse, imported when it runs.
+Options are parsed by hand (``imagesmith.probe.options``): argparse and what it pulls in cost ~15 ms.
 """
 
 from __future__ import annotations
@@ -12,11 +11,7 @@ import os
 import sys
 
 from imagesmith.errors import EXIT_BAD_INPUT, ImagesmithError, UsageError
-
-TYPE_CHECKING = False  # mypy treats this name as True; importing typing costs ~5 ms
-if TYPE_CHECKING:
-    import argparse
-    from typing import NoReturn
+from imagesmith.probe import options
 
 PROG = "imagesmith doctor"
 
@@ -47,71 +42,65 @@ Exit codes: 0 every library found, 1 a library not found or not loadable, 2 usag
 """
 
 
-def _parser() -> argparse.ArgumentParser:
-    import argparse
+DOCTOR_HELP = f"""\
+usage: {PROG} [-h] [--json] [--root DIR] [--strict] [--image REF] [--probe-timeout SECONDS] [--no-probe]
 
-    class Parser(argparse.ArgumentParser):
-        def error(self, message: str) -> NoReturn:
-            raise UsageError(message)
+{DESCRIPTION}
+options:
+  -h, --help               show this help message and exit
+  --json                   print JSON (schema 1) instead of text
+  --root DIR               inspect the filesystem under DIR (default /)
+  --strict                 exit 1 on warnings too
+  --image REF              check a local image's labels against this node
+  --probe-timeout SECONDS  hard limit for the runtime probe subprocess (default 10)
+  --no-probe               do not load libcuda/NVML in a subprocess
+"""
 
-        def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
-            if message:
-                sys.stderr.write(message)
-            raise SystemExit(status)
 
-    p = Parser(prog=PROG, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--json", action="store_true", help="print JSON (schema 1) instead of text")
-    p.add_argument("--root", metavar="DIR", default="/", help="inspect the filesystem under DIR (default /)")
-    p.add_argument("--strict", action="store_true", help="exit 1 on warnings too")
-    p.add_argument("--image", metavar="REF", help="check a local image's labels against this node")
-    p.add_argument(
-        "--probe-timeout",
-        metavar="SECONDS",
-        type=float,
-        default=10.0,
-        help="hard limit for the runtime probe subprocess (default 10)",
+class DoctorArgs:
+    """The full doctor's options, typed."""
+
+    __slots__ = ("image", "json", "no_probe", "probe_timeout", "root", "strict")
+
+    def __init__(self, options: dict[str, str | bool]) -> None:
+        self.json = bool(options.get("--json"))
+        self.strict = bool(options.get("--strict"))
+        self.no_probe = bool(options.get("--no-probe"))
+        self.root = str(options.get("--root", "/"))
+        image = options.get("--image")
+        self.image = str(image) if image else None
+        raw = str(options.get("--probe-timeout", "10"))
+        try:
+            self.probe_timeout = float(raw)
+        except ValueError:
+            raise UsageError("not a number of seconds", where=f"--probe-timeout {raw}") from None
+        if not self.probe_timeout > 0:
+            raise UsageError("must be a positive number of seconds", where=f"--probe-timeout {raw}")
+
+
+def parse_doctor(argv: list[str]) -> DoctorArgs | None:
+    """The full doctor's options; ``None`` for --help; ``UsageError`` naming the bad argument."""
+    parsed = options.parse(
+        argv,
+        command="doctor",
+        flags=frozenset({"--json", "--strict", "--no-probe"}),
+        valued=frozenset({"--root", "--image", "--probe-timeout"}),
+        positionals=0,
     )
-    p.add_argument("--no-probe", action="store_true", help="do not load libcuda/NVML in a subprocess")
-    return p
+    return None if parsed is None else DoctorArgs(parsed[0])
 
 
 def parse_why(argv: list[str]) -> tuple[str, str, bool] | None:
     """(FILE, --root, --json) from ``why``'s arguments; ``None`` for --help; ``UsageError`` otherwise."""
-    file: str | None = None
-    root = "/"
-    as_json = False
-    rest = list(argv)
-    while rest:
-        arg = rest.pop(0)
-        if arg == "--":
-            positionals = rest
-            rest = []
-        elif arg in ("-h", "--help"):
-            return None
-        elif arg == "--json":
-            as_json = True
-            continue
-        elif arg == "--root" or arg.startswith("--root="):
-            if "=" in arg:
-                root = arg.partition("=")[2]
-            elif not rest:
-                raise UsageError("expected one argument", where="--root")
-            else:
-                root = rest.pop(0)
-            if not root:
-                raise UsageError("must not be empty", where="--root")
-            continue
-        elif arg.startswith("-") and arg != "-":
-            raise UsageError("no such option", where=f"why {arg}")
-        else:
-            positionals = [arg]
-        for value in positionals:
-            if file is not None:
-                raise UsageError("unexpected extra argument (one FILE at a time)", where=f"why {value}")
-            file = value
-    if file is None:
+    parsed = options.parse(
+        argv, command="doctor why", flags=frozenset({"--json"}), valued=frozenset({"--root"}), positionals=1
+    )
+    if parsed is None:
+        return None
+    given, files = parsed
+    if not files:
         raise UsageError("missing FILE (try: imagesmith doctor why --help)", where="why")
-    return file, root, as_json
+    return files[0], str(given.get("--root", "/")), bool(given.get("--json"))
 
 
 def _check_root(root: str) -> str:
@@ -152,15 +141,13 @@ def _run_why(argv: list[str]) -> int:
 
 
 def _run_doctor(argv: list[str]) -> int:
-    import json
-
-    args = _parser().parse_args(argv)
+    args = parse_doctor(argv)
+    if args is None:
+        sys.stdout.write(DOCTOR_HELP)
+        return 0
     root = _check_root(args.root)
-    if args.probe_timeout <= 0:
-        raise UsageError(
-            "must be a positive number of seconds", where=f"--probe-timeout {args.probe_timeout}"
-        )
     from imagesmith.probe import collect, diagnose, render
+    from imagesmith.probe.jsonout import dumps
 
     facts = collect.collect(root=root, probe=not args.no_probe, probe_timeout=args.probe_timeout)
     if args.image:
@@ -168,10 +155,10 @@ def _run_doctor(argv: list[str]) -> int:
 
         labels = image.inspect(args.image)
         report = diagnose.check_image(facts, labels)
-        print(json.dumps(report.to_json(), indent=2) if args.json else render.image_text(report))
+        print(dumps(report.to_json()) if args.json else render.image_text(report))
         return report.exit_code(strict=args.strict)
     result = diagnose.diagnose(facts)
-    print(json.dumps(render.to_json(facts, result), indent=2) if args.json else render.to_text(facts, result))
+    print(dumps(render.to_json(facts, result)) if args.json else render.to_text(facts, result))
     return result.exit_code(strict=args.strict)
 
 

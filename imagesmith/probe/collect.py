@@ -8,9 +8,7 @@ CUDA (libcudart -> ``libcuda.so.1``, pynvml -> ``libnvidia-ml.so.1``).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import subprocess
 import sys
 
 from imagesmith.probe import elf, frameworks, fsroot, loaderconf, origin
@@ -211,6 +209,10 @@ def run_probe(root: str, libcuda: str | None, nvml: str | None, timeout: float) 
         "libcuda": fsroot.host_path(root, libcuda) if libcuda else None,
         "nvml": fsroot.host_path(root, nvml) if nvml else None,
     }
+    # Imported here: a node without a driver never runs the probe, and these cost ~10 ms to import.
+    import json
+    import subprocess
+
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "probe_child.py")
     error = None
     try:

@@ -7,10 +7,10 @@ facts to feed them and how to phrase what the loader did.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from imagesmith.probe.facts import Facts, Library
+from imagesmith.probe.record import field, record
 
 if TYPE_CHECKING:
     from imagesmith.matrix.knowledge import Knowledge
@@ -50,7 +50,7 @@ SYSTEM_DRIVER_MISMATCH = 803
 COMPAT_NOT_SUPPORTED_ON_DEVICE = 804
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class Finding:
     code: str
     severity: str  # "error" | "warning" | "info"
@@ -68,7 +68,7 @@ class Finding:
         }
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class Diagnosis:
     findings: tuple[Finding, ...]
     driver: dict[str, object] = field(default_factory=dict)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from imagesmith.probe.record import as_dict, field, record
 
 ORIGINS = ("wheel", "dpkg", "conda", "driver", "compat", "stub", "unknown")
 
@@ -17,7 +17,7 @@ ENV_VARS = (
 )
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class Library:
     """One CUDA-family library file: where it is, what it is, and whether the loader picks it."""
 
@@ -34,12 +34,12 @@ class Library:
     shadowed: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, object]:
-        out = asdict(self)
+        out = as_dict(self)
         out["shadowed"] = list(self.shadowed)
         return out
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class GpuFacts:
     index: int
     name: str
@@ -48,7 +48,7 @@ class GpuFacts:
     memory_mib: int | None
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class ProbeResult:
     """What the subprocess saw when it loaded the resolved libcuda / libnvidia-ml."""
 
@@ -63,7 +63,7 @@ class ProbeResult:
     gpus: tuple[GpuFacts, ...] = ()
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class Edge:
     """A loader decision worth showing (the dlopen of libcuda / NVML, a preload)."""
 
@@ -76,7 +76,7 @@ class Edge:
     error: str | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class Framework:
     name: str
     version: str
@@ -88,7 +88,7 @@ class Framework:
     arch_source: str | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class Facts:
     root: str
     env: dict[str, str | None]

@@ -6,13 +6,12 @@ dpkg database, or a fully versioned file name (``libcudart.so.12.4.127``, ``libc
 
 from __future__ import annotations
 
-import json
 import os
 import posixpath
 import re
-from dataclasses import dataclass
 
 from imagesmith.probe import fsroot
+from imagesmith.probe.record import record
 
 FAMILIES: tuple[tuple[str, str], ...] = (
     ("cuda", r"libcuda\.so"),
@@ -40,7 +39,7 @@ def family_of(filename: str) -> str | None:
     return None
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class Owner:
     origin: str
     version: str | None
@@ -109,10 +108,12 @@ class OriginIndex:
                 if not entry.endswith(".json"):
                     continue
                 try:
+                    import json  # only conda environments need it
+
                     with open(self._host(f"{meta}/{entry}"), encoding="utf-8") as f:
-                        record = json.load(f)
-                    files = record.get("files", [])
-                    name, version = str(record.get("name", "?")), str(record.get("version", "?"))
+                        package = json.load(f)
+                    files = package.get("files", [])
+                    name, version = str(package.get("name", "?")), str(package.get("version", "?"))
                 except (OSError, ValueError, AttributeError):
                     continue
                 for rel in files:

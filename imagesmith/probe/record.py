@@ -12,15 +12,34 @@ from __future__ import annotations
 
 TYPE_CHECKING = False  # typing costs ~5 ms (it imports re); mypy treats this name as True
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import TypeVar
 
     from typing_extensions import dataclass_transform
 
     T = TypeVar("T")
+    V = TypeVar("V")
 else:
 
     def dataclass_transform(**_options: object) -> object:
         return lambda decorated: decorated
+
+
+class _Factory:
+    __slots__ = ("make",)
+
+    def __init__(self, make: Callable[[], object]) -> None:
+        self.make = make
+
+
+def field(*, default_factory: Callable[[], V]) -> V:
+    """A default made fresh for each record (``field(default_factory=dict)``), as in dataclasses."""
+    return _Factory(default_factory)  # type: ignore[return-value]
+
+
+def as_dict(obj: object) -> dict[str, object]:
+    """The fields of a record, in declaration order (shallow: nested values are returned as they are)."""
+    return {n: getattr(obj, n) for n in type(obj).__record_fields__}  # type: ignore[attr-defined]
 
 
 class FrozenRecordError(AttributeError):
@@ -35,7 +54,7 @@ def _frozen_del(self: object, name: str) -> None:
     raise FrozenRecordError(f"cannot delete field {name!r} of a frozen {type(self).__name__}")
 
 
-@dataclass_transform(kw_only_default=True, frozen_default=True)
+@dataclass_transform(kw_only_default=True, frozen_default=True, field_specifiers=(field,))
 def record(cls: type[T]) -> type[T]:
     """Class decorator: turn the annotated class body into a frozen, keyword-only record."""
     names = tuple(cls.__dict__.get("__annotations__", {}))  # noqa: RUF063 - inspect is what we avoid
@@ -44,8 +63,12 @@ def record(cls: type[T]) -> type[T]:
         if isinstance(default, (list, dict, set)):
             raise TypeError(f"{cls.__name__}.{name}: mutable default")
     defaults = {n: cls.__dict__[n] for n in names if n in cls.__dict__}
+    factories = {n: v.make for n, v in defaults.items() if isinstance(v, _Factory)}
+    for n in factories:
+        del defaults[n]
+        delattr(cls, n)
     allowed = frozenset(names)
-    required = allowed - defaults.keys()
+    required = allowed - defaults.keys() - factories.keys()
     qualname = cls.__qualname__
 
     # One generic __init__ rather than generated source: compiling a function per class costs ~0.2 ms
@@ -63,6 +86,9 @@ def record(cls: type[T]) -> type[T]:
         d = self.__dict__
         if defaults:
             d.update(defaults)
+        for n, make in factories.items():
+            if n not in values:
+                d[n] = make()
         d.update(values)
 
     def values(self: object) -> tuple[object, ...]:
@@ -90,5 +116,6 @@ def record(cls: type[T]) -> type[T]:
         ("__delattr__", _frozen_del),
     ):
         setattr(cls, attr, fn)
+    setattr(cls, "__record_fields__", names)  # noqa: B010 - read by as_dict
     setattr(cls, "__match_args__", names)  # noqa: B010 - the class body declares no such attribute
     return cls

@@ -57,11 +57,11 @@ def to_json(facts: Facts, result: Diagnosis) -> dict[str, object]:
 
 
 def _edge(edge: object) -> dict[str, object] | None:
-    from dataclasses import asdict
+    from imagesmith.probe.record import as_dict
 
     if edge is None:
         return None
-    out = asdict(edge)  # type: ignore[call-overload]
+    out = as_dict(edge)
     return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
 
 

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from imagesmith.errors import UsageError
 from imagesmith.probe import loaderconf, resolver, why
-from imagesmith.probe.cli import parse_why
+from imagesmith.probe.cli import parse_doctor, parse_why
 from imagesmith.probe.record import FrozenRecordError, record
 from tests.probe.conftest import build_lib
 
@@ -72,7 +72,7 @@ def test_record_refuses_a_mutable_default() -> None:
 
 
 _json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(),
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
     max_leaves=20,
 )
@@ -118,8 +118,8 @@ def test_parse_why_accepts(argv: list[str], expected: tuple[str, str, bool] | No
         (["--json"], "why"),
         (["--root"], "--root"),
         (["--root="], "--root"),
-        (["--bogus", "f"], "why --bogus"),
-        (["a", "b"], "why b"),
+        (["--bogus", "f"], "doctor why --bogus"),
+        (["a", "b"], "doctor why b"),
     ],
 )
 def test_parse_why_refuses(argv: list[str], where: str) -> None:
@@ -128,12 +128,36 @@ def test_parse_why_refuses(argv: list[str], where: str) -> None:
     assert caught.value.where == where
 
 
+def test_parse_doctor() -> None:
+    args = parse_doctor(["--json", "--root=/r", "--image", "img:1", "--probe-timeout", "2.5", "--no-probe"])
+    assert args is not None
+    assert (args.json, args.root, args.image, args.probe_timeout, args.no_probe, args.strict) == (
+        True, "/r", "img:1", 2.5, True, False)  # fmt: skip
+    defaults = parse_doctor([])
+    assert defaults is not None and (defaults.root, defaults.image, defaults.probe_timeout) == (
+        "/",
+        None,
+        10.0,
+    )
+    assert parse_doctor(["--strict", "--help"]) is None
+    for argv, where in (
+        (["--probe-timeout", "soon"], "--probe-timeout soon"),
+        (["--probe-timeout", "-1"], "--probe-timeout -1"),
+        (["--image"], "--image"),
+        (["extra"], "doctor extra"),
+        (["--jsn"], "doctor --jsn"),
+    ):
+        with pytest.raises(UsageError) as caught:
+            parse_doctor(argv)
+        assert caught.value.where == where, argv
+
+
 def test_why_imports_nothing_heavy() -> None:
     code = (
         "import sys, io, contextlib; from imagesmith.__main__ import main;\n"
         "out = io.StringIO()\n"
         "with contextlib.redirect_stdout(out): rc = main(['doctor', 'why', sys.executable, '--json'])\n"
-        "heavy = ('dataclasses', 'argparse', 'json', 're', 'typing', 'inspect', 'subprocess', 'elftools')\n"
+        "heavy = ('dataclasses', 'argparse', 'json', 're', 'typing', 'inspect', 'subprocess', 'elftools', 'shutil')\n"
         "print(rc, sorted(m for m in heavy if m in sys.modules))"
     )
     # -S: no site hooks (a .pth file may import re or typing on its own); -I would drop the checkout.
