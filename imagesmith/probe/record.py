@@ -1,11 +1,13 @@
-"""Frozen, keyword-only records for the doctor's hot path, without importing ``dataclasses``.
+"""Frozen, keyword-only records for the doctor, without importing ``dataclasses``.
 
 ``dataclasses`` imports ``inspect`` (and with it ``ast``, ``dis``, ``tokenize``, ``enum``): about 13 ms of
-the 40 ms that ``imagesmith doctor why`` may take in a slim pod. ``record`` generates what
-``@dataclass(frozen=True, kw_only=True)`` would for the subset the loader model uses: annotated fields
-in order, plain (immutable) defaults, a keyword-only ``__init__``, ``__eq__``/``__hash__`` over the
-fields, ``__repr__``, and no assignment after construction. Type checkers see it as a dataclass
-transform, so every constructor call is checked like a dataclass's.
+the 40 ms that ``imagesmith doctor why`` may take in a slim pod. ``record`` gives a class what
+``@dataclass(frozen=True, kw_only=True)`` would, for the subset the doctor uses: annotated fields in
+order, immutable defaults or ``field(default_factory=...)``, a keyword-only ``__init__``,
+``__eq__``/``__hash__`` over the fields, ``__repr__``, ``__match_args__`` and no assignment after
+construction; ``as_dict`` is a shallow ``asdict``. Not supported (and not used): inheritance between
+records, ``replace``, ordering, pickling. Type checkers see ``record`` as a dataclass transform, so
+every constructor call is checked like a dataclass's.
 """
 
 from __future__ import annotations

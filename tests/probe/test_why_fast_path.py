@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from imagesmith.errors import UsageError
 from imagesmith.probe import loaderconf, resolver, why
 from imagesmith.probe.cli import parse_doctor, parse_why
-from imagesmith.probe.record import FrozenRecordError, record
+from imagesmith.probe.record import FrozenRecordError, as_dict, field, record
 from tests.probe.conftest import build_lib
 
 
@@ -61,6 +61,21 @@ def test_record_behaves_like_a_frozen_keyword_only_dataclass() -> None:
             pass
         case _:
             pytest.fail("keyword pattern did not match")
+
+
+@record
+class _Bag:
+    name: str
+    items: dict[str, int] = field(default_factory=dict)
+
+
+def test_record_field_factories_make_a_fresh_value_per_record() -> None:
+    a, b = _Bag(name="a"), _Bag(name="b")
+    a.items["x"] = 1
+    assert b.items == {} and a.items == {"x": 1}
+    assert _Bag(name="c", items={"y": 2}).items == {"y": 2}
+    assert as_dict(a) == {"name": "a", "items": {"x": 1}}
+    assert "items" not in vars(_Bag)  # the factory marker does not linger as a class attribute
 
 
 def test_record_refuses_a_mutable_default() -> None:
