@@ -40,16 +40,21 @@ def imagesmith(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.docker
-@pytest.mark.slow
-def test_rendered_policy_builds_and_smoke_tests(tmp_path: Path, docker_client: Any, os_base: str) -> None:
-    (tmp_path / "imagesmith.yaml").write_text(POLICY)
-    rendered = imagesmith("images", "render", cwd=tmp_path)
-    assert rendered.returncode == 0, rendered.stderr
-    plan = json.loads((tmp_path / "base_images" / "plan.json").read_text())
-    names = [image["name"] for image in plan["images"]]
-    assert names == ["base-py3.11-bookworm", "cuda-12.9-py3.11-bookworm-runtime"]
+class Rendered:
+    def __init__(self, root: Path, plan: dict[str, Any], manifest: dict[str, Any]) -> None:
+        self.root = root
+        self.plan = plan
+        self.manifest = manifest
+        self.child = plan["images"][1]
 
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory, docker_client: Any, os_base: str) -> Rendered:
+    tmp_path = tmp_path_factory.mktemp("rendered")
+    (tmp_path / "imagesmith.yaml").write_text(POLICY)
+    result = imagesmith("images", "render", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    plan = json.loads((tmp_path / "base_images" / "plan.json").read_text())
     built = imagesmith(
         "build",
         "--plan",
@@ -64,7 +69,15 @@ def test_rendered_policy_builds_and_smoke_tests(tmp_path: Path, docker_client: A
     )
     assert built.returncode == 0, built.stdout[-3000:] + built.stderr
     manifest = {i["name"]: i for i in json.loads((tmp_path / "out" / "manifest.json").read_text())["images"]}
-    child = plan["images"][1]
+    return Rendered(tmp_path, plan, manifest)
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_rendered_policy_builds_and_smoke_tests(rendered: Rendered, docker_client: Any) -> None:
+    plan, manifest, child = rendered.plan, rendered.manifest, rendered.child
+    names = [image["name"] for image in plan["images"]]
+    assert names == ["base-py3.11-bookworm", "cuda-12.9-py3.11-bookworm-runtime"]
     image = docker_client.images.get(child["tag"])
     # Labels read back from the built image equal the plan's.
     for key, value in child["labels"].items():
@@ -98,3 +111,72 @@ def test_rendered_policy_builds_and_smoke_tests(tmp_path: Path, docker_client: A
         user="0",
     )
     assert leftovers.decode().split() == []
+
+
+# The doctor's fake-node scenarios, inside a container of the curated image: the stub driver libraries
+# (compiled here, as in tests/probe) are bind-mounted where the NVIDIA container runtime mounts the real
+# ones, and empty files stand in for the device nodes. The image, its Python, its venv and its real
+# libcudart 12.9 wheel are the ones that ship.
+SCENARIOS = {
+    # name: (driver, CUDA version the driver reports, stub-first?, expected error codes, absent codes)
+    "healthy": ("575.57.08", 12090, False, set(), {"LIBCUDA_NOT_FOUND", "LIBCUDA_STUB", "DRIVER_TOO_OLD"}),
+    "stub-first": ("575.57.08", 12090, True, {"LIBCUDA_STUB"}, {"LIBCUDA_NOT_FOUND"}),
+    "driver-too-old": ("520.61.05", 11080, False, {"DRIVER_TOO_OLD"}, {"LIBCUDA_STUB"}),
+}
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_doctor_scenarios_inside_the_built_image(
+    rendered: Rendered, docker_client: Any, tmp_path: Path, scenario: str
+) -> None:
+    from tests.probe.conftest import Node
+
+    driver, cuda, stub_first, expected, absent = SCENARIOS[scenario]
+    node = Node(tmp_path / "node", None)
+    node.libcuda("/usr/local/nvidia/lib64", driver, cuda=cuda)
+    node.nvml("/usr/local/nvidia/lib64", driver, cuda=cuda, gpu="NVIDIA L4", brand=2, cc=(8, 9))
+    node.dev_nodes("nvidia0", "nvidiactl", "nvidia-uvm")
+    volumes = {str(node.path("/usr/local/nvidia/lib64")): {"bind": "/usr/local/nvidia/lib64", "mode": "ro"}}
+    for dev in ("nvidia0", "nvidiactl", "nvidia-uvm"):
+        volumes[str(node.path(f"/dev/{dev}"))] = {"bind": f"/dev/{dev}", "mode": "ro"}
+    environment: dict[str, str] = {}
+    if stub_first:
+        # The toolkit's link-time stub, first on the path: what a devel image's ENV sometimes leaves behind.
+        node.libcuda("/usr/local/cuda/lib64/stubs", driver, cuda=cuda, init_rc=34, stub=True)
+        stubs = node.path("/usr/local/cuda/lib64/stubs")
+        volumes[str(stubs)] = {"bind": "/usr/local/cuda/lib64/stubs", "mode": "ro"}
+        environment["LD_LIBRARY_PATH"] = (
+            "/usr/local/cuda/lib64/stubs:/usr/local/nvidia/lib:/usr/local/nvidia/lib64"
+        )
+    container = docker_client.containers.run(
+        rendered.child["tag"],
+        ["imagesmith", "doctor", "--json"],
+        detach=True,
+        network_mode="none",
+        volumes=volumes,
+        environment=environment,
+    )
+    try:
+        status = container.wait(timeout=120)["StatusCode"]
+        out = container.logs(stdout=True, stderr=False).decode()
+        err = container.logs(stdout=False, stderr=True).decode()
+    finally:
+        container.remove(force=True)
+    assert status in (0, 1), err
+    report = json.loads(out)
+    errors = {f["code"] for f in report["findings"] if f["severity"] == "error"}
+    found = {f["code"] for f in report["findings"]}
+    assert expected <= errors, report["findings"]
+    assert not (absent & found), report["findings"]
+    assert status == (1 if errors else 0)
+    assert report["driver"]["version"] == driver, report["driver"]
+    cudart = next(lib for lib in report["libraries"] if lib["name"].startswith("libcudart"))
+    assert cudart["version"].startswith("12.9") and cudart["origin"] == "wheel"
+    # The loader picks libcuda.so.1 where the image's LD_LIBRARY_PATH says, the stub when it comes first.
+    libcuda = report["loader"]["libcuda"]
+    picked = "/usr/local/cuda/lib64/stubs/" if stub_first else "/usr/local/nvidia/lib64/"
+    assert libcuda["path"].startswith(picked) and libcuda["via"] == "ld_library_path", libcuda
+    if scenario == "healthy":
+        assert not errors, report["findings"]
