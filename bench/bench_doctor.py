@@ -14,7 +14,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from common import VENV_BIN, wall  # noqa: E402
+from common import VENV_BIN, row, wall  # noqa: E402
 
 WORK = HERE / ".work"
 VENV = WORK / "venv"
@@ -62,14 +62,13 @@ def run() -> list[dict[str, object]]:
     # ~1.5x between runs, so this row says how fast the machine was while the others were measured.
     floor = wall([str(VENV_BIN / "python"), "-c", "pass"], runs=15)
     results.append(
-        {
-            "name": "doctor why: torch 2.13 CPU _C tree",
-            "imagesmith_s": why_s,
-            "baseline": "python -c pass (interpreter start, same venv)",
-            "baseline_s": floor,
-            "ratio": why_s / floor,
-            "note": f"doctor's own time above the interpreter: {(why_s - floor) * 1000:.1f} ms",
-        }
+        row(
+            "doctor why: torch 2.13 CPU _C tree",
+            why_s,
+            "python -c pass (interpreter start, same venv)",
+            floor,
+            f"doctor's own time above the interpreter: {(why_s - floor) * 1000:.1f} ms",
+        )
     )
     # The full doctor inside the torch venv (it models torch's preloads and the _C tree), vs collect_env.
     env = {"PYTHONPATH": str(HERE.parent)}  # wall() adds it to the current environment

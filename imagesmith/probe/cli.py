@@ -116,6 +116,7 @@ def _run_why(argv: list[str]) -> int:
         return 0
     file, root_arg, as_json = parsed
     from imagesmith.probe import elf, fsroot, loaderconf, resolver, why
+    from imagesmith.probe.jsonout import dumps
 
     root = _check_root(root_arg)
     path = file if root == "/" else ("/" + file.lstrip("/"))
@@ -133,7 +134,7 @@ def _run_why(argv: list[str]) -> int:
         raise UsageError(f"cannot read: {exc.strerror}", where=file) from None
     assert res.main is not None
     if as_json:
-        print(why.dumps(why.to_json(res, res.main.path)))
+        print(dumps(why.to_json(res, res.main.path)))
     else:
         print(why.to_text(res, res.main.path))
     missing = [e for e in res.edges if e.via == "not_found" or e.error]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from _json import encode_basestring_ascii as quote
+
 
 def dumps(document: object, level: int = 0) -> str:
     """``json.dumps(document, indent=2)``, byte for byte, for the documents the doctor prints.
@@ -9,8 +11,6 @@ def dumps(document: object, level: int = 0) -> str:
     The json package imports ``re`` and its scanner (~5 ms of ``doctor why``'s 40 ms budget); the escaping is
     the same C function json itself uses.
     """
-    from _json import encode_basestring_ascii as quote
-
     if isinstance(document, str):
         return quote(document)
     if document is None:

@@ -10,6 +10,13 @@ import struct
 
 from imagesmith.probe.record import record
 
+TYPE_CHECKING = False  # mypy treats this name as True; typing is not imported at run time
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import TypeVar
+
+    T = TypeVar("T")
+
 OLD_MAGIC = b"ld.so-1.7.0"
 NEW_MAGIC = b"glibc-ld.so.cache1.1"
 EXTENSION_MAGIC = 0xEAA42174
@@ -193,31 +200,20 @@ class CacheIndex:
         return cache.lookup(name, default_flags=default_flags, active_hwcaps=active_hwcaps)
 
 
-def _read(path: str) -> bytes | None:
-    try:
-        with open(path, "rb") as f:
-            return f.read(64 << 20)
-    except OSError:
-        return None
-
-
 def load(path: str) -> LdCache | None:
-    """The cache at ``path``; ``None`` if absent or unreadable (glibc then skips the cache step)."""
-    data = _read(path)
-    if data is None:
-        return None
-    try:
-        return parse(data)
-    except CacheError:
-        return None
+    """The cache at ``path``; ``None`` if absent, unreadable or malformed (glibc then skips the cache step)."""
+    return _load(path, parse)
 
 
 def load_index(path: str) -> CacheIndex | None:
     """Like ``load``, grouped by key and decoded lazily (what the resolver uses)."""
-    data = _read(path)
-    if data is None:
-        return None
+    return _load(path, lambda data: CacheIndex(data, scan(data)[2]))
+
+
+def _load(path: str, build: Callable[[bytes], T]) -> T | None:
     try:
-        return CacheIndex(data, scan(data)[2])
-    except CacheError:
+        with open(path, "rb") as f:
+            data = f.read(64 << 20)
+        return build(data)
+    except (OSError, CacheError):
         return None

@@ -100,6 +100,7 @@ def _run_loader(loader: str) -> tuple[str, str]:
     outputs: dict[int, list[bytes]] = {}
     pids: list[int] = []
     fds: list[int] = []
+    finished = False
     try:
         for flag in ("--list-diagnostics", "--help"):
             read_fd, write_fd = os.pipe()
@@ -132,6 +133,7 @@ def _run_loader(loader: str) -> tuple[str, str]:
                     outputs[fd].append(chunk)
                 else:
                     open_fds.remove(fd)
+        finished = not open_fds
     except OSError:
         return "", ""
     finally:
@@ -139,11 +141,9 @@ def _run_loader(loader: str) -> tuple[str, str]:
             os.close(fd)
         for pid in pids:
             try:
-                finished, _status = os.waitpid(pid, os.WNOHANG)
-                if finished == 0:
-                    # A loader that hangs must not hang the doctor.
-                    os.kill(pid, 9)
-                    os.waitpid(pid, 0)
+                if not finished:
+                    os.kill(pid, 9)  # a loader that hangs must not hang the doctor
+                os.waitpid(pid, 0)  # both closed their output: they are exiting
             except OSError:
                 pass
     diag, helptext = (b"".join(outputs[fd]).decode("utf-8", "replace") for fd in fds)

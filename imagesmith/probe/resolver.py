@@ -97,15 +97,15 @@ class Resolver:
         if directory not in self._dirs:
             # Merged-/usr systems reach one directory by two names (/lib/x86_64-linux-gnu and
             # /usr/lib/x86_64-linux-gnu, ~1,000 entries each): list each directory once.
+            host = fsroot.host_path(self.root, directory or ".")  # resolved once: links walked by hand
             try:
-                st = os.stat(fsroot.host_path(self.root, directory or "."))
+                st = os.stat(host)
+                ident = (st.st_dev, st.st_ino)
+                if ident not in self._dirs_by_identity:
+                    self._dirs_by_identity[ident] = frozenset(os.listdir(host))
+                self._dirs[directory] = self._dirs_by_identity[ident]
             except OSError:
                 self._dirs[directory] = None
-                return None
-            ident = (st.st_dev, st.st_ino)
-            if ident not in self._dirs_by_identity:
-                self._dirs_by_identity[ident] = fsroot.listdir(self.root, directory or ".")
-            self._dirs[directory] = self._dirs_by_identity[ident]
         return self._dirs[directory]
 
     def _inspect(self, path: str) -> tuple[elf.ElfInfo | None, str | None, tuple[int, int]]:
@@ -130,22 +130,23 @@ class Resolver:
             self._elf[path] = result
         return self._elf[path]
 
-    def _ld_cache_lookup(self, name: str) -> tuple[str, ...]:
-        """Cache hits for ``name``; the file is read once, grouped by key, decoded per name."""
+    def _ld_cache(self) -> ldcache.CacheIndex:
+        """The image's ld.so.cache, read once (an empty index when it is absent or malformed)."""
         if self._cache is None:
-            self._cache = ldcache.load_index(fsroot.host_path(self.root, self.config.cache_path)) or (
-                ldcache.CacheIndex(b"", [])
-            )
+            path = fsroot.host_path(self.root, self.config.cache_path)
+            self._cache = ldcache.load_index(path) or ldcache.CacheIndex(b"", [])
+        return self._cache
+
+    def _ld_cache_lookup(self, name: str) -> tuple[str, ...]:
+        """Cache hits for ``name``, decoded on first use."""
         if name not in self._cache_hits:
-            self._cache_hits[name] = self._cache.lookup(
+            self._cache_hits[name] = self._ld_cache().lookup(
                 name, default_flags=self._cache_flags, active_hwcaps=self.config.hwcaps
             )
         return self._cache_hits[name]
 
     def cache_keys(self) -> tuple[str, ...]:
-        self._ld_cache_lookup("")
-        assert self._cache is not None
-        return self._cache.keys()
+        return self._ld_cache().keys()
 
     # -- path lists ----------------------------------------------------------------------------------
     def expand(self, text: str, origin: str | None) -> str | None:

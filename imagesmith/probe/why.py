@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from imagesmith.probe.jsonout import dumps
 from imagesmith.probe.resolver import Resolver
-
-__all__ = ["SCHEMA", "dumps", "to_json", "to_text"]
 
 SCHEMA = 1
 

@@ -18,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from imagesmith.errors import UsageError
-from imagesmith.probe import loaderconf, resolver, why
+from imagesmith.probe import jsonout, loaderconf, resolver, why
 from imagesmith.probe.cli import parse_doctor, parse_why
 from imagesmith.probe.record import FrozenRecordError, as_dict, field, record
 from tests.probe.conftest import build_lib
@@ -95,7 +95,7 @@ _json_values = st.recursive(
 
 @given(_json_values)
 def test_dumps_is_json_dumps_indent_2(document: object) -> None:
-    assert why.dumps(document) == json.dumps(document, indent=2)
+    assert jsonout.dumps(document) == json.dumps(document, indent=2)
 
 
 def test_dumps_of_a_resolved_tree(tmp_path: Path) -> None:
@@ -106,8 +106,8 @@ def test_dumps_of_a_resolved_tree(tmp_path: Path) -> None:
     res = resolver.why(str(top), loaderconf.detect())
     assert res.main is not None
     document = why.to_json(res, res.main.path)
-    assert why.dumps(document) == json.dumps(document, indent=2)
-    assert json.loads(why.dumps(document))["libraries"][0]["path"] == str(dep)
+    assert jsonout.dumps(document) == json.dumps(document, indent=2)
+    assert json.loads(jsonout.dumps(document))["libraries"][0]["path"] == str(dep)
 
 
 @pytest.mark.parametrize(
