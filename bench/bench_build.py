@@ -1,4 +1,4 @@
-"""Benchmarks of ``imagesmith build`` on the small curated set (tests/build/fixtures/small: a Python base
+"""Benchmarks of ``imagesmith build`` on the small curated set (tests/builder/fixtures/small: a Python base
 and a child with the CUDA 12.9 runtime from PyPI), on a real engine started by the test harness.
 
 Rows:
@@ -69,9 +69,9 @@ def _imagesmith(os_base: str, out: str, *extra: str) -> tuple[float, dict[str, A
 
 def _docker_build_cached(client: Any, manifest: dict[str, Any], os_base: str) -> float:
     """The same builds straight through the SDK, same arguments and labels, so every layer is cached."""
-    from imagesmith.build.certserve import CertServer, read_pem
-    from imagesmith.build.inputs import HASH_LABEL
-    from imagesmith.build.plan import load
+    from imagesmith.builder.certserve import CertServer, read_pem
+    from imagesmith.contract.labels import INPUT_HASH as HASH_LABEL
+    from imagesmith.contract.plan_json import load
 
     plan = load(WORK / "plan.json").by_name()
     images = {i["name"]: i for i in manifest["images"]}

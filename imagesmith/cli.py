@@ -19,7 +19,7 @@ from imagesmith.errors import EXIT_BAD_INPUT, ImagesmithError
 COMMANDS: dict[str, tuple[str, str]] = {
     "matrix": ("imagesmith.matrix.cli:matrix", "Answer 'will this framework build run on this node?'."),
     "images": ("imagesmith.images.cli:images", "Plan and render the curated base images from the policy."),
-    "build": ("imagesmith.build.cli:build", "Build the curated images on the local Docker engine."),
+    "build": ("imagesmith.builder.cli:build", "Build the curated images on the local Docker engine."),
     "doctor": (
         "imagesmith.probe.click_command:doctor_command",
         "Explain how libcuda/libcudart are found in this pod.",

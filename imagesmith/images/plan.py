@@ -9,6 +9,9 @@ from dataclasses import dataclass
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
+from imagesmith.contract import labels as labels_contract
+from imagesmith.contract import tags
+from imagesmith.contract.sm import format_sm, parse_sm
 from imagesmith.errors import DataError
 from imagesmith.images.policy import FleetNode, FrameworkLine, OsBase, Policy
 from imagesmith.matrix import rules
@@ -58,8 +61,7 @@ class Candidate:
 
     @property
     def sm_list(self) -> str:
-        items = [c.sm for c in self.sass] + [f"compute_{p.major}{p.minor}" for p in self.ptx]
-        return ",".join(items)
+        return format_sm([c.sm for c in self.sass], [f"compute_{p.major}{p.minor}" for p in self.ptx])
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -279,9 +281,15 @@ def _image_name(c: Candidate, base: OsBase, variant: str) -> str:
 
 
 def _tag(policy: Policy, c: Candidate, base: OsBase, variant: str) -> str:
-    if c.framework == "cuda":
-        return f"{policy.registry}/cuda:{c.version}-py{base.python}-{variant}-{base.name}"
-    return f"{policy.registry}/{c.framework}:{c.version}-py{base.python}-cu{_cuda2(c.cuda)}-{variant}-{base.name}"
+    return tags.framework_tag(
+        policy.registry,
+        framework=c.framework,
+        version=c.version,
+        python=base.python,
+        cuda=_cuda2(c.cuda),
+        variant=variant,
+        os=base.name,
+    )
 
 
 def _release_line(c: Candidate) -> str:
@@ -338,14 +346,14 @@ def make_plan(kb: Knowledge, policy: Policy) -> Plan:
 
 
 def _common_labels(policy: Policy, name: str, title: str, version: str, base_ref: str) -> dict[str, str]:
-    return {
-        "org.opencontainers.image.title": name,
-        "org.opencontainers.image.description": title,
-        "org.opencontainers.image.version": version,
-        "org.opencontainers.image.vendor": policy.vendor,
-        "org.opencontainers.image.authors": policy.maintainer,
-        "org.opencontainers.image.base.name": base_ref,
-    }
+    return labels_contract.oci(
+        title=name,
+        description=title,
+        version=version,
+        vendor=policy.vendor,
+        authors=policy.maintainer,
+        base_name=base_ref,
+    )
 
 
 def _pip_for(c: Candidate, variant: str) -> tuple[tuple[str, ...], str | None]:
@@ -412,13 +420,15 @@ def _images(
                             b for b in policy.bases if b.python == python
                         )
                         if cand.framework != "cuda" and first_home:
-                            for alias in (
-                                f"{policy.registry}/{cand.framework}:{_release_line(cand)}-cu{_cuda2(cand.cuda)}-{variant}",
-                                f"{policy.registry}/{cand.framework}:{_release_line(cand)}-{variant}"
-                                if cand is newest
-                                else "",
+                            for alias in tags.rolling_aliases(
+                                policy.registry,
+                                framework=cand.framework,
+                                release_line=_release_line(cand),
+                                cuda=_cuda2(cand.cuda),
+                                variant=variant,
+                                newest=cand is newest,
                             ):
-                                if alias and alias not in rolling:
+                                if alias not in rolling:
                                     rolling.add(alias)
                                     aliases.append(alias)
                         pip, index = _pip_for(cand, variant)
@@ -430,17 +440,17 @@ def _images(
                             parent.tag,
                         )
                         labels.update(
-                            {
-                                "io.imagesmith.framework": cand.label,
-                                "io.imagesmith.cuda": str(cand.cuda),
-                                "io.imagesmith.min-driver": str(floor) if floor else "unknown",
-                                "io.imagesmith.full-driver": str(full) if full else "unknown",
-                                "io.imagesmith.sm": cand.sm_list or "none",
-                                "io.imagesmith.python": python,
-                                "io.imagesmith.cudnn": str(cand.cudnn) if cand.cudnn else "none",
-                                "io.imagesmith.variant": variant,
-                                "io.imagesmith.os": base.name,
-                            }
+                            labels_contract.ImageLabels(
+                                framework=cand.label,
+                                cuda=str(cand.cuda),
+                                min_driver=str(floor) if floor else None,
+                                full_driver=str(full) if full else None,
+                                sm=parse_sm(cand.sm_list),
+                                python=python,
+                                cudnn=str(cand.cudnn) if cand.cudnn else None,
+                                variant=variant,
+                                os=base.name,
+                            ).to_labels()
                         )
                         tests = ("doctor", "labels") + (
                             ("framework-import",) if IMPORTS[cand.framework] else ()
@@ -478,17 +488,15 @@ def _base(policy: Policy, base: OsBase) -> PlannedImage:
     labels = _common_labels(
         policy, name, f"{base.description} with Python {base.python} and imagesmith", base.python, base.image
     )
-    labels.update(
-        {"io.imagesmith.python": base.python, "io.imagesmith.os": base.name, "io.imagesmith.variant": "base"}
-    )
+    labels.update(labels_contract.ImageLabels(python=base.python, os=base.name, variant="base").to_labels())
     aliases = (
-        (f"{policy.registry}/base:py{base.python}",)
+        (tags.base_alias(policy.registry, python=base.python),)
         if base == next(b for b in policy.bases if b.python == base.python)
         else ()
     )
     return PlannedImage(
         name=name,
-        tag=f"{policy.registry}/base:py{base.python}-{base.name}",
+        tag=tags.base_tag(policy.registry, python=base.python, os=base.name),
         aliases=aliases,
         parent=None,
         base=base,

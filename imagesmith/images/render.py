@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from imagesmith import __version__
+from imagesmith.contract import plan_json
 from imagesmith.images.plan import Plan, PlannedImage
 
 # Pinned so that every rendered image runs the same doctor dependencies.
@@ -56,48 +57,54 @@ def dockerfile(plan: Plan, image: PlannedImage, env: Any | None = None) -> str:
     )
 
 
-def plan_json(plan: Plan) -> dict[str, Any]:
-    images = []
+def contract_images(plan: Plan) -> tuple[plan_json.PlannedImage, ...]:
+    """The plan's images as the records ``plan.json`` carries (paths relative to base_images/)."""
+    out: list[plan_json.PlannedImage] = []
     for image in plan.images:
         if image.parent is None:
-            source = {"kind": "os", "name": image.base.name, "ref": image.base.image}
+            base = plan_json.BaseRef(kind="os", name=image.base.name, ref=image.base.image)
         else:
-            source = {"kind": "image", "name": image.parent}
-        images.append(
-            {
-                "name": image.name,
-                "tag": image.tag,
-                "aliases": list(image.aliases),
-                "parent": image.parent,
-                "from": source,
-                "context": image.name,
-                "dockerfile": f"{image.name}/Dockerfile",
-                "labels": dict(image.labels),
-                "python": image.python,
-                "variant": image.variant,
-                "framework": (
-                    {
-                        "name": image.framework,
-                        "version": image.version,
-                        "variant": image.build_variant,
-                        "import": image.import_name,
-                    }
-                    if image.framework
-                    else None
-                ),
-                "cuda_runtime": str(image.cuda.truncate(2)) if image.cuda else None,
-                "min_driver": str(image.min_driver) if image.min_driver else None,
-                "nodes": list(image.nodes),
-                "tests": list(image.tests),
-                "needs_imagesmith_wheel": image.needs_imagesmith_wheel,
-            }
+            base = plan_json.BaseRef(kind="image", name=image.parent, ref=None)
+        framework = (
+            plan_json.Framework(
+                name=image.framework,
+                version=image.version or "",
+                variant=image.build_variant,
+                import_name=image.import_name or image.framework,
+            )
+            if image.framework
+            else None
         )
-    return {
-        "schema": 1,
-        "generated_by": f"imagesmith {__version__}",
-        "policy": Path(plan.policy.source).name,
-        "images": images,
-    }
+        out.append(
+            plan_json.PlannedImage(
+                name=image.name,
+                tag=image.tag,
+                aliases=image.aliases,
+                parent=image.parent,
+                base=base,
+                context=Path(image.name),
+                dockerfile=Path(image.name, "Dockerfile"),
+                labels=image.labels,
+                python=image.python,
+                variant=image.variant,
+                framework=framework,
+                cuda_runtime=str(image.cuda.truncate(2)) if image.cuda else None,
+                min_driver=str(image.min_driver) if image.min_driver else None,
+                nodes=image.nodes,
+                tests=image.tests,
+                needs_imagesmith_wheel=image.needs_imagesmith_wheel,
+            )
+        )
+    return tuple(out)
+
+
+def plan_text(plan: Plan, *, allow_uncovered: bool = False) -> str:
+    return plan_json.dumps(
+        contract_images(plan),
+        generated_by=f"imagesmith {__version__}",
+        policy=Path(plan.policy.source).name,
+        uncovered=tuple(f"{d.subject}: {d.reason}" for d in plan.uncovered) if allow_uncovered else (),
+    )
 
 
 def workflow(plan: Plan) -> str:
@@ -178,7 +185,7 @@ class Rendered:
         return {p.split("/")[1] for p in self.files if p.startswith("base_images/") and p.count("/") >= 2}
 
 
-def render_files(plan: Plan) -> Rendered:
+def render_files(plan: Plan, *, allow_uncovered: bool = False) -> Rendered:
     env = _env()
     files: dict[str, str] = {}
     for image in plan.images:
@@ -187,7 +194,7 @@ def render_files(plan: Plan) -> Rendered:
             files[f"base_images/{image.name}/wheels/README.md"] = (
                 "The builder (or CI: `pip wheel --no-deps -w <this dir> .`) puts the imagesmith wheel here.\n"
             )
-    files["base_images/plan.json"] = json.dumps(plan_json(plan), indent=2) + "\n"
+    files["base_images/plan.json"] = plan_text(plan, allow_uncovered=allow_uncovered)
     files["base_images/.gitignore"] = "*/wheels/*.whl\n"
     files["ci/images.yml"] = workflow(plan)
     files["ci/docker-bake.json"] = json.dumps(bake(plan), indent=2) + "\n"

@@ -8,15 +8,10 @@ A spec such as ``torch==2.8.0+cu128`` is taken as is.
 
 from __future__ import annotations
 
-import re
-
+from imagesmith.contract.tags import parse_framework_tag
 from imagesmith.errors import UsageError
 from imagesmith.picker.query import ImageFilter
 
-_TAG = re.compile(
-    r"(?:.*/)?(?P<framework>[a-z0-9_.-]+):(?P<version>[0-9][0-9A-Za-z.]*)-py(?P<py>\d+\.\d+)-cu(?P<cuda>\d+(?:\.\d+)*)"
-    r"-(?P<variant>[a-z0-9]+)-(?P<os>[a-z0-9.]+)"
-)
 _FRAMEWORKS = {
     "torch": "torch",
     "pytorch": "torch",
@@ -31,20 +26,20 @@ def spec_for(image: str) -> str:
     text = image.strip()
     if "==" in text:
         return text
-    m = _TAG.fullmatch(text)
+    m = parse_framework_tag(text)
     if m is None:
         raise UsageError(
             "expected a curated tag <repo>/<framework>:<version>-py<py>-cu<cuda>-<variant>-<os> "
             "or a framework spec like torch==2.8.0+cu128",
             where=f"--image {image!r}",
         )
-    framework = _FRAMEWORKS.get(m["framework"])
+    framework = _FRAMEWORKS.get(m.framework)
     if framework is None:
         raise UsageError(
-            f"no framework named {m['framework']!r} (known: {', '.join(sorted(set(_FRAMEWORKS.values())))})",
+            f"no framework named {m.framework!r} (known: {', '.join(sorted(set(_FRAMEWORKS.values())))})",
             where=f"--image {image!r}",
         )
-    cuda = m["cuda"]
+    cuda = m.cuda
     if framework == "torch":
         parts = cuda.split(".")
         build = "cu" + "".join(parts[:2])
@@ -52,7 +47,7 @@ def spec_for(image: str) -> str:
         build = f"cuda{cuda.split('.')[0]}"
     else:
         build = "cuda"
-    return f"{framework}=={m['version']}+{build}"
+    return f"{framework}=={m.version}+{build}"
 
 
 def image_filter(image: str, capabilities: set[tuple[int, int]]) -> ImageFilter:

@@ -698,23 +698,26 @@ def _mixed(facts: Facts) -> list[Finding]:
 # -- --image ---------------------------------------------------------------------------------------------
 def check_image(facts: Facts, image: dict[str, object]) -> Diagnosis:
     """Will an image (its io.imagesmith.* labels and ENV) run on this node's driver and GPUs?"""
+    from imagesmith.contract import labels as contract
+    from imagesmith.contract.sm import ptx_of, sass_of
     from imagesmith.matrix import rules
     from imagesmith.matrix.versions import NvVersion
 
     labels = image.get("labels") or {}
     assert isinstance(labels, dict)
+    promised = contract.ImageLabels.from_labels(labels)
     env = image.get("env") or {}
     assert isinstance(env, dict)
     ref = str(image.get("ref"))
     findings: list[Finding] = []
     driver = driver_version(facts)
-    cuda_text = labels.get("io.imagesmith.cuda")
+    cuda_text = promised.cuda
     if not cuda_text:
         m = re.search(r"cuda>=(\d+\.\d+)", str(env.get("NVIDIA_REQUIRE_CUDA", "")))
         cuda_text = m.group(1) if m else None
     subject: dict[str, object] = {
         "image": ref,
-        "labels": {k: v for k, v in labels.items() if str(k).startswith("io.imagesmith.")},
+        "labels": contract.ours(labels),
     }
     if driver is None:
         findings.append(
@@ -732,12 +735,8 @@ def check_image(facts: Facts, image: dict[str, object]) -> Diagnosis:
         return Diagnosis(findings=tuple(findings), subject=subject, driver={"version": None})
     drv = _v(driver)
     assert drv is not None
-    evidence = (f"image {ref}: io.imagesmith.cuda={cuda_text}", f"node driver {driver}")
-    min_driver = (
-        _v(str(labels.get("io.imagesmith.min-driver") or ""))
-        if labels.get("io.imagesmith.min-driver")
-        else None
-    )
+    evidence = (f"image {ref}: {contract.CUDA}={cuda_text}", f"node driver {driver}")
+    min_driver = _v(promised.min_driver) if promised.min_driver else None
     kb = _kb()
     gpu = next((g for g in (match_gpu(kb, x.name) for x in facts.probe.gpus) if g is not None), None)
     cuda = _v(str(cuda_text)) if cuda_text else None
@@ -752,25 +751,20 @@ def check_image(facts: Facts, image: dict[str, object]) -> Diagnosis:
             Finding(
                 code="DRIVER_TOO_OLD",
                 severity="error",
-                message=f"the image declares io.imagesmith.min-driver={min_driver}; this node's driver is {driver}",
+                message=f"the image declares {contract.MIN_DRIVER}={min_driver}; this node's driver is {driver}",
                 evidence=evidence,
                 fix=f"Upgrade the node driver to >= {min_driver}, or pick an image built for an older CUDA.",
             )
         )
-    sm_text = str(labels.get("io.imagesmith.sm") or "")
+    sm_text = ",".join(promised.sm)
     sass: list[NvVersion] = []
     ptx: list[NvVersion] = []
-    for token in re.split(r"[\s,;]+", sm_text):
-        if not token:
-            continue
-        is_ptx = token.lower().startswith("compute_") or token.upper().endswith("+PTX")
-        try:
-            cap = NvVersion.capability(re.sub(r"(?i)\+ptx$", "", token))
-        except ValueError:
-            continue
-        (ptx if is_ptx else sass).append(cap)
-        if token.upper().endswith("+PTX"):
-            sass.append(cap)
+    for bucket, tokens in ((sass, sass_of(promised.sm)), (ptx, ptx_of(promised.sm))):
+        for token in tokens:
+            try:
+                bucket.append(NvVersion.capability(token))
+            except ValueError:
+                continue
     if sass or ptx:
         for g in facts.probe.gpus:
             gpu_cap = _cap(g.capability)
@@ -785,10 +779,10 @@ def check_image(facts: Facts, image: dict[str, object]) -> Diagnosis:
                             severity="error" if reason.severity == "fail" else "warning",
                             message=f"GPU {g.index} {g.name} ({gpu_cap.sm}): {reason.message}",
                             evidence=(
-                                f"io.imagesmith.sm={sm_text}",
+                                f"{contract.SM}={sm_text}",
                                 f"GPU {g.index} capability {g.capability}",
                             ),
-                            fix=f"Use an image whose io.imagesmith.sm covers {gpu_cap.sm}.",
+                            fix=f"Use an image whose {contract.SM} covers {gpu_cap.sm}.",
                         )
                     )
     return Diagnosis(findings=tuple(findings), subject=subject, driver={"version": driver})

@@ -99,10 +99,9 @@ def _same_repository(tag: str, tags: Sequence[str]) -> bool:
 
 
 def _repository(tag: str) -> str:
-    name = tag.split("@", 1)[0]
-    slash = name.rfind("/")
-    colon = name.rfind(":")
-    return name[:colon] if colon > slash else name
+    from imagesmith.contract.tags import repository_of
+
+    return repository_of(tag)
 
 
 def _version_key(version: str) -> tuple[int, ...]:

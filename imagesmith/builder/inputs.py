@@ -14,7 +14,6 @@ import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
-HASH_LABEL = "io.imagesmith.input-hash"
 _VERSION = b"imagesmith-build-input-v1\0"
 # Build arguments whose value is transport only and never changes what lands in the image.
 TRANSPORT_ARGS = frozenset({"CA_CERT_URL"})

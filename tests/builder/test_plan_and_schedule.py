@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from imagesmith.build import plan as plan_mod
-from imagesmith.build.schedule import Schedule, select
+from imagesmith.builder.schedule import Schedule, select
+from imagesmith.contract import plan_json as plan_mod
 from imagesmith.errors import DataError, UnknownName, UsageError
 
 FIXTURE = Path(__file__).parent / "fixtures" / "small"

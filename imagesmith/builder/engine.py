@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from imagesmith.contract.tags import ImageRef
 from imagesmith.errors import EnvironmentProblem
 
 _STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
@@ -161,18 +162,14 @@ def run(client: Any, image: str, command: list[str], *, entrypoint: list[str] | 
 
 def tag(client: Any, image_id: str, refs: tuple[str, ...]) -> None:
     for ref in refs:
-        repository, _, tag_name = ref.rpartition(":")
-        if not repository or "/" in tag_name:  # "host:5000/name" without a tag
-            repository, tag_name = ref, "latest"
-        client.api.tag(image_id, repository, tag_name, force=True)
+        parsed = ImageRef.parse(ref)
+        client.api.tag(image_id, parsed.repository, parsed.tag_or_latest, force=True)
 
 
 def push(client: Any, ref: str, log: Callable[[str], None]) -> str | None:
     """Push ``ref``; returns an error line or None."""
-    repository, _, tag_name = ref.rpartition(":")
-    if not repository or "/" in tag_name:
-        repository, tag_name = ref, "latest"
-    for chunk in client.api.push(repository, tag=tag_name, stream=True, decode=True):
+    parsed = ImageRef.parse(ref)
+    for chunk in client.api.push(parsed.repository, tag=parsed.tag_or_latest, stream=True, decode=True):
         if "error" in chunk or "errorDetail" in chunk:
             message = str((chunk.get("errorDetail") or {}).get("message") or chunk.get("error"))
             log(f"ERROR: push {ref}: {message}")

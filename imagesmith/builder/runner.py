@@ -17,9 +17,9 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from imagesmith.build import engine, inputs, schedule, sizes, smoke, wheel
-from imagesmith.build.certserve import CertServer
-from imagesmith.build.model import (
+from imagesmith.builder import engine, inputs, schedule, sizes, smoke, wheel
+from imagesmith.builder.certserve import CertServer
+from imagesmith.builder.model import (
     BUILT,
     FAILED,
     SKIPPED,
@@ -28,7 +28,8 @@ from imagesmith.build.model import (
     ImageResult,
     Package,
 )
-from imagesmith.build.plan import Framework, PlannedImage
+from imagesmith.contract.labels import INPUT_HASH
+from imagesmith.contract.plan_json import Framework, PlannedImage
 from imagesmith.errors import EnvironmentProblem
 
 LOG_TAIL = 15
@@ -264,11 +265,7 @@ class Builder:
         log(f"input hash {digest} (base {base_value} = {base_facts.id})")
 
         existing = engine.image_facts(self.client, image.tag)
-        if (
-            not self.options.no_cache
-            and existing is not None
-            and existing.labels.get(inputs.HASH_LABEL) == digest
-        ):
+        if not self.options.no_cache and existing is not None and existing.labels.get(INPUT_HASH) == digest:
             log(f"{image.tag} already carries this input hash: unchanged, not rebuilt")
             return self._finish(image, result, existing, base_facts, log, started, status=UNCHANGED)
 
@@ -278,7 +275,7 @@ class Builder:
             context=image.context,
             dockerfile=image.dockerfile,
             build_args=build_args,
-            labels={**planned_labels, inputs.HASH_LABEL: digest},
+            labels={**planned_labels, INPUT_HASH: digest},
             nocache=self.options.no_cache,
             log=log,
             on_step=lambda k, n: report("building", f"step {k}/{n}"),

@@ -10,8 +10,8 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from imagesmith.build.inputs import HASH_LABEL
-from imagesmith.build.plan import Framework
+from imagesmith.contract.labels import INPUT_HASH as HASH_LABEL
+from imagesmith.contract.plan_json import Framework
 
 DOCTOR_COMMAND = ["imagesmith", "doctor", "--json"]
 

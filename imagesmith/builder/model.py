@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from imagesmith.build.plan import Plan
-from imagesmith.build.smoke import TestResult
+from imagesmith.builder.smoke import TestResult
+from imagesmith.contract.plan_json import Plan
 
 BUILT = "built"
 UNCHANGED = "unchanged"

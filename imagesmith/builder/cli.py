@@ -88,10 +88,11 @@ def build(
     """
     from rich.console import Console
 
-    from imagesmith.build import engine, manifest, plan, runner, schedule
-    from imagesmith.build.certserve import read_pem
-    from imagesmith.build.model import FAILED, BuildOptions
-    from imagesmith.build.progress import Progress, summary
+    from imagesmith.builder import engine, manifest, runner, schedule
+    from imagesmith.builder.certserve import read_pem
+    from imagesmith.builder.model import FAILED, BuildOptions
+    from imagesmith.builder.progress import Progress, summary
+    from imagesmith.contract import plan_json as plan
 
     loaded = plan.load(plan_path)
     selected = schedule.select({i.name: i.parent for i in loaded.images}, images)

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from imagesmith import __version__
-from imagesmith.build.model import ImageResult
-from imagesmith.build.sizes import human
+from imagesmith.builder.model import ImageResult
+from imagesmith.builder.sizes import human
 
 SCHEMA = 1
 

@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from imagesmith.build import inputs, manifest, sizes, smoke, wheel
-from imagesmith.build.certserve import CertServer, read_pem
-from imagesmith.build.model import BUILT, FAILED, ImageResult, Package
-from imagesmith.build.plan import Framework
+from imagesmith.builder import inputs, manifest, sizes, smoke, wheel
+from imagesmith.builder.certserve import CertServer, read_pem
+from imagesmith.builder.model import BUILT, FAILED, ImageResult, Package
+from imagesmith.contract.labels import INPUT_HASH
+from imagesmith.contract.plan_json import Framework
 from imagesmith.errors import UsageError
 
 PEM = b"-----BEGIN CERTIFICATE-----\nMIIBdummy\n-----END CERTIFICATE-----\n"
@@ -99,7 +100,7 @@ def test_build_wheel_from_this_checkout_is_cached(tmp_path: Path, monkeypatch: p
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     built = wheel.build_wheel()
     with zipfile.ZipFile(built) as archive:
-        assert "imagesmith/build/cli.py" in archive.namelist()
+        assert "imagesmith/builder/cli.py" in archive.namelist()
     assert built.is_relative_to(tmp_path / "imagesmith" / "wheels")
 
 
@@ -129,7 +130,7 @@ def test_doctor_verdicts(stdout: str, promised: str | None, ok: bool, says: str)
 
 def test_label_verdicts() -> None:
     planned = {"a": "1", "b": "2"}
-    hash_label = {inputs.HASH_LABEL: "sha256:x"}
+    hash_label = {INPUT_HASH: "sha256:x"}
     assert smoke.check_labels({**planned, **hash_label}, planned, {}).ok
     assert smoke.check_labels({**planned, "c": "3"}, planned, {"c": "3"}).ok  # inherited unchanged
     bad = smoke.check_labels({"a": "1", "b": "3", "d": "4"}, planned, {"d": "5"})

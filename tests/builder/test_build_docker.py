@@ -1,4 +1,4 @@
-"""End to end on a real engine: the small curated set (tests/build/fixtures/small) built on a
+"""End to end on a real engine: the small curated set (tests/builder/fixtures/small) built on a
 debootstrapped Debian, smoke-tested with the real doctor, rebuilt as a no-op, and broken on purpose.
 
 Builds go through this machine's TLS-intercepting proxy, so every run passes ``--ca-cert`` with the

@@ -1,6 +1,8 @@
-"""Reads ``plan.json`` (see docs/plan-json.md) into frozen facts; the builder never re-plans.
+"""``plan.json`` (see docs/plan-json.md): written by ``images render``, read by the builder and the templates.
 
-Errors name ``plan.json:LINE`` so that a hand-edited plan points at the entry to fix.
+The one home of its format: ``dumps`` writes it from records, ``load`` reads it back into the same
+records (paths resolved against the plan's folder); the builder never re-plans. Errors name
+``plan.json:LINE`` so that a hand-edited plan points at the entry to fix.
 """
 
 from __future__ import annotations
@@ -50,7 +52,10 @@ class PlannedImage:
     cuda_runtime: str | None
     tests: tuple[str, ...]
     needs_imagesmith_wheel: bool
-    line: int
+    line: int = 0
+    variant: str | None = None
+    min_driver: str | None = None
+    nodes: tuple[str, ...] = ()
 
     @property
     def label_dict(self) -> dict[str, str]:
@@ -61,6 +66,10 @@ class PlannedImage:
 class Plan:
     path: Path
     images: tuple[PlannedImage, ...]
+    policy: str | None = None
+    generated_by: str | None = None
+    # Fleet nodes the plan leaves without an image; non-empty only when rendered with --allow-uncovered.
+    uncovered: tuple[str, ...] = ()
 
     @property
     def root(self) -> Path:
@@ -167,11 +176,25 @@ def _image(entry: Any, plan_path: Path, text: str, index: int) -> PlannedImage:
         tests=tuple(tests),
         needs_imagesmith_wheel=bool(entry.get("needs_imagesmith_wheel", False)),
         line=line,
+        variant=_str(entry, "variant", where, optional=True),
+        min_driver=_str(entry, "min_driver", where, optional=True),
+        nodes=_strings(entry, "nodes", where),
     )
 
 
-def load(path: Path) -> Plan:
-    """Parse and check ``plan.json``; every problem is a DataError naming ``file:line``."""
+def _strings(entry: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
+    value = entry.get(key) or []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise DataError(f"{key!r} must be a list of strings", where=where)
+    return tuple(value)
+
+
+def load(path: Path, *, check_files: bool = True) -> Plan:
+    """Parse and check ``plan.json``; every problem is a DataError naming ``file:line``.
+
+    ``check_files=False`` reads the facts without requiring the Dockerfiles beside it (the templates
+    read a team's plan for its tags and coverage only).
+    """
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -205,9 +228,77 @@ def load(path: Path) -> Plan:
                 f"parent {image.parent!r} of {image.name!r} is not planned before it (images must be parents first)",
                 where=where,
             )
-        if not image.dockerfile.is_file():
+        if check_files and not image.dockerfile.is_file():
             raise DataError(f"Dockerfile {image.dockerfile} does not exist", where=where)
-        if not image.context.is_dir():
+        if check_files and not image.context.is_dir():
             raise DataError(f"context directory {image.context} does not exist", where=where)
         seen.add(image.name)
-    return Plan(path=path, images=images)
+    uncovered = data.get("uncovered") or []
+    if not isinstance(uncovered, list) or not all(isinstance(u, str) for u in uncovered):
+        raise DataError("'uncovered' must be a list of strings", where=f"{path}:1")
+    return Plan(
+        path=path,
+        images=images,
+        policy=data.get("policy") if isinstance(data.get("policy"), str) else None,
+        generated_by=data.get("generated_by") if isinstance(data.get("generated_by"), str) else None,
+        uncovered=tuple(uncovered),
+    )
+
+
+def _entry(image: PlannedImage, root: Path) -> dict[str, Any]:
+    if image.base.kind == "os":
+        source: dict[str, Any] = {"kind": "os", "name": image.base.name, "ref": image.base.ref}
+    else:
+        source = {"kind": "image", "name": image.base.name}
+    framework = image.framework
+    return {
+        "name": image.name,
+        "tag": image.tag,
+        "aliases": list(image.aliases),
+        "parent": image.parent,
+        "from": source,
+        "context": _relative(image.context, root),
+        "dockerfile": _relative(image.dockerfile, root),
+        "labels": dict(image.labels),
+        "python": image.python,
+        "variant": image.variant,
+        "framework": (
+            {
+                "name": framework.name,
+                "version": framework.version,
+                "variant": framework.variant,
+                "import": framework.import_name,
+            }
+            if framework
+            else None
+        ),
+        "cuda_runtime": image.cuda_runtime,
+        "min_driver": image.min_driver,
+        "nodes": list(image.nodes),
+        "tests": list(image.tests),
+        "needs_imagesmith_wheel": image.needs_imagesmith_wheel,
+    }
+
+
+def _relative(path: Path, root: Path) -> str:
+    return (path.relative_to(root) if path.is_absolute() else path).as_posix()
+
+
+def dumps(
+    images: tuple[PlannedImage, ...],
+    *,
+    generated_by: str,
+    policy: str,
+    uncovered: tuple[str, ...] = (),
+    root: Path = Path(),
+) -> str:
+    """The text of ``plan.json``; image paths are written relative to ``root`` (the plan's folder)."""
+    document: dict[str, Any] = {
+        "schema": SUPPORTED_SCHEMA,
+        "generated_by": generated_by,
+        "policy": policy,
+    }
+    if uncovered:
+        document["uncovered"] = list(uncovered)
+    document["images"] = [_entry(image, root) for image in images]
+    return json.dumps(document, indent=2) + "\n"

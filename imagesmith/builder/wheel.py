@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 import imagesmith
-from imagesmith.build.inputs import _archive_digest
+from imagesmith.builder.inputs import _archive_digest
 from imagesmith.errors import EnvironmentProblem, UsageError
 
 

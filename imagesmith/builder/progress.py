@@ -8,8 +8,8 @@ import time
 from types import TracebackType
 from typing import Any
 
-from imagesmith.build.model import BUILT, FAILED, SKIPPED, UNCHANGED, ImageResult
-from imagesmith.build.sizes import human
+from imagesmith.builder.model import BUILT, FAILED, SKIPPED, UNCHANGED, ImageResult
+from imagesmith.builder.sizes import human
 
 _STYLE = {
     BUILT: "green",
