@@ -43,7 +43,16 @@ def _base_images(values: tuple[str, ...], os_names: list[str]) -> tuple[tuple[st
     "--jobs", "-j", type=click.IntRange(min=1), default=2, show_default=True, help="Images built at once."
 )
 @click.option("--no-cache", is_flag=True, help="Rebuild every image from scratch, ignoring unchanged ones.")
-@click.option("--push", is_flag=True, help="Push each image's tag and aliases after its tests pass.")
+@click.option(
+    "--push",
+    is_flag=True,
+    help="Push each image's tag and aliases after its tests pass; an immutable tag is never moved.",
+)
+@click.option(
+    "--parents-from-registry",
+    is_flag=True,
+    help="Build only IMAGE...; each parent is pulled by digest from the registry, never rebuilt or pushed.",
+)
 @click.option(
     "--output-dir",
     type=click.Path(path_type=Path, file_okay=False),
@@ -75,6 +84,7 @@ def build(
     jobs: int,
     no_cache: bool,
     push: bool,
+    parents_from_registry: bool,
     output_dir: Path,
     base_images: tuple[str, ...],
     pip_index_url: str | None,
@@ -95,7 +105,11 @@ def build(
     from imagesmith.contract import plan_json as plan
 
     loaded = plan.load(plan_path)
-    selected = schedule.select({i.name: i.parent for i in loaded.images}, images)
+    if parents_from_registry and not images:
+        raise UsageError("name the IMAGE(s) to build", where="--parents-from-registry")
+    selected = schedule.select(
+        {i.name: i.parent for i in loaded.images}, images, ancestors=not parents_from_registry
+    )
     os_names = sorted({i.base.name for i in loaded.images if i.base.kind == "os"})
     options = BuildOptions(
         plan=loaded,
@@ -103,6 +117,7 @@ def build(
         jobs=jobs,
         no_cache=no_cache,
         push=push,
+        parents_from_registry=parents_from_registry,
         output_dir=output_dir,
         base_images=_base_images(base_images, os_names),
         pip_index_url=pip_index_url or None,

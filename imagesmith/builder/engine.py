@@ -179,6 +179,24 @@ def push(client: Any, ref: str, log: Callable[[str], None]) -> str | None:
     return None
 
 
+def pull(client: Any, repository: str, reference: str, log: Callable[[str], None]) -> str | None:
+    """Pull ``repository`` at a tag or digest; returns an error line or None."""
+    from docker.errors import DockerException
+
+    try:
+        for chunk in client.api.pull(repository, tag=reference, stream=True, decode=True):
+            if "error" in chunk or "errorDetail" in chunk:
+                message = str((chunk.get("errorDetail") or {}).get("message") or chunk.get("error"))
+                log(f"ERROR: pull {repository}@{reference}: {message}")
+                return message
+    except DockerException as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        log(f"ERROR: pull {repository}@{reference}: {first}")
+        return first
+    log(f"pulled {repository} {reference}")
+    return None
+
+
 def save_stream(client: Any, image_id: str) -> Iterator[bytes]:
     """``docker save`` of one image as a byte stream."""
     stream: Iterator[bytes] = client.api.get_image(image_id, chunk_size=1 << 20)

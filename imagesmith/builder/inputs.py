@@ -15,8 +15,10 @@ from collections.abc import Mapping
 from pathlib import Path
 
 _VERSION = b"imagesmith-build-input-v1\0"
-# Build arguments whose value is transport only and never changes what lands in the image.
-TRANSPORT_ARGS = frozenset({"CA_CERT_URL"})
+# Build arguments whose value is transport only and never changes what lands in the image. BASE_IMAGE
+# is only the name the parent is reached by (a tag locally, repo@digest from a registry): the parent's
+# image ID, hashed below, is its content.
+TRANSPORT_ARGS = frozenset({"CA_CERT_URL", "BASE_IMAGE"})
 
 
 def _archive_digest(path: Path) -> bytes:

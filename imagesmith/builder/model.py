@@ -26,6 +26,8 @@ class BuildOptions:
     pip_index_url: str | None = None
     ca_cert: bytes | None = None
     imagesmith_wheel: Path | None = None
+    # Parents outside ``selected`` come from the registry by digest instead of the local engine.
+    parents_from_registry: bool = False
 
     def base_ref(self, name: str, default: str | None) -> str | None:
         """An OS base's ref: ``--base-image NAME=REF`` first, then ``os=REF``, then the plan's."""

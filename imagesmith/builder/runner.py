@@ -30,7 +30,9 @@ from imagesmith.builder.model import (
 )
 from imagesmith.contract.labels import INPUT_HASH
 from imagesmith.contract.plan_json import Framework, PlannedImage
+from imagesmith.contract.tags import ImageRef
 from imagesmith.errors import EnvironmentProblem
+from imagesmith.registry.client import Manifest, Registry
 
 LOG_TAIL = 15
 
@@ -88,6 +90,22 @@ class Builder:
         self.layer_cache = sizes.LayerSizeCache(wheel.cache_dir() / "layer-gzip-sizes.json")
         self.ca_url: str | None = None
         self.results: dict[str, ImageResult] = {}
+        self.selected = frozenset(options.selected)
+        self._registries: dict[str, Registry] = {}
+        self._registries_lock = threading.Lock()
+
+    def _registry(self, ref: ImageRef) -> Registry:
+        host = ref.registry or "registry-1.docker.io"
+        with self._registries_lock:
+            if host not in self._registries:
+                self._registries[host] = Registry.for_ref(ref)
+            return self._registries[host]
+
+    def _remote(self, tag: str) -> tuple[ImageRef, Manifest] | None:
+        """The registry's manifest for ``tag``, or None when the registry has no such tag."""
+        ref = ImageRef.parse(tag)
+        manifest = self._registry(ref).manifest(ref)
+        return (ref, manifest) if manifest is not None else None
 
     # -- the whole run ---------------------------------------------------------------------------
     def run(self) -> list[ImageResult]:
@@ -182,6 +200,8 @@ class Builder:
         """``(BASE_IMAGE value, its facts, error)``; an OS base missing locally is pulled once."""
         if image.base.kind == "image":
             parent = self.index[image.base.name]
+            if self.options.parents_from_registry and parent.name not in self.selected:
+                return self._parent_from_registry(parent, log)
             facts = engine.image_facts(self.client, parent.tag)
             if facts is None:
                 return parent.tag, None, f"parent image {parent.tag} is not in the engine"
@@ -210,6 +230,76 @@ class Builder:
                 )
             facts = engine.image_facts(self.client, ref)
         return ref, facts, None
+
+    def _parent_from_registry(
+        self, parent: PlannedImage, log: _ImageLog
+    ) -> tuple[str, engine.ImageFacts | None, str | None]:
+        """The parent as its registry has it, pulled by digest: never rebuilt here, never re-pushed."""
+        remote = self._remote(parent.tag)
+        if remote is None:
+            return (
+                parent.tag,
+                None,
+                f"parent {parent.tag} is not in the registry (its own build must push it first)",
+            )
+        ref, manifest = remote
+        pinned = f"{ref.repository}@{manifest.digest}"
+        facts = engine.image_facts(self.client, pinned)
+        if facts is None:
+            error = engine.pull(self.client, ref.repository, manifest.digest, log)
+            if error is not None:
+                return pinned, None, f"cannot pull parent {pinned}: {error}"
+            facts = engine.image_facts(self.client, pinned)
+        log(f"parent {parent.tag} from the registry: {pinned} (image {manifest.config_digest})")
+        return pinned, facts, None
+
+    def _unchanged_in_registry(
+        self, image: PlannedImage, digest: str, result: ImageResult, log: _ImageLog, started: float
+    ) -> ImageResult | None:
+        """When the registry already holds the immutable tag: unchanged (same inputs) or a refusal."""
+        remote = self._remote(image.tag)
+        if remote is None:
+            return None
+        ref, manifest = remote
+        labels = self._registry(ref).labels(ref, manifest)
+        if labels.get(INPUT_HASH) == digest:
+            log(f"{image.tag} is in the registry as {manifest.digest} with this input hash: not rebuilt")
+            return replace(
+                result,
+                status=UNCHANGED,
+                image_id=manifest.config_digest,
+                compressed_size=manifest.compressed_size,
+                labels=labels,
+                repo_digests=(f"{ref.repository}@{manifest.digest}",),
+                seconds=time.monotonic() - started,
+            )
+        error = (
+            f"immutable tag {image.tag} already points at {manifest.digest} (inputs "
+            f"{labels.get(INPUT_HASH, 'unknown')}), this build's inputs are {digest}: an immutable tag "
+            "never moves (give the image a new tag in the policy, or delete the old one from the registry)"
+        )
+        log(f"FAILED: {error}")
+        return replace(
+            result,
+            status=FAILED,
+            error=error,
+            failed_step=f"registry check of {image.tag}",
+            seconds=time.monotonic() - started,
+            log_tail=tuple(log.tail),
+        )
+
+    def _push_guard(self, ref_text: str, image_id: str) -> tuple[bool, str | None]:
+        """``(push it, refusal)``: an immutable tag is pushed only when absent or already this image."""
+        remote = self._remote(ref_text)
+        if remote is None:
+            return True, None
+        manifest = remote[1]
+        if manifest.config_digest == image_id:
+            return False, None
+        return False, (
+            f"refusing to push {ref_text}: the registry has it as {manifest.digest} (image "
+            f"{manifest.config_digest}), this build is image {image_id}; an immutable tag never moves"
+        )
 
     def _framework(self, image: PlannedImage) -> Framework | None:
         for candidate in (image, *self.plan.ancestors(image.name)):
@@ -263,6 +353,10 @@ class Builder:
         )
         result = replace(result, parent_id=base_facts.id, input_hash=digest, parent_size=base_facts.size)
         log(f"input hash {digest} (base {base_value} = {base_facts.id})")
+        if self.options.push:
+            decided = self._unchanged_in_registry(image, digest, result, log, started)
+            if decided is not None:
+                return decided
 
         existing = engine.image_facts(self.client, image.tag)
         if not self.options.no_cache and existing is not None and existing.labels.get(INPUT_HASH) == digest:
@@ -302,20 +396,29 @@ class Builder:
         cached = _load_facts(facts.id) if status == UNCHANGED else None
         if cached is not None and not (cached.get("tests_ok") and cached.get("expectations") == expects):
             cached = None  # the plan now promises something else (or it failed): test again
+        measure = not self.options.push  # a push reports the compressed sizes exactly, for free
+        compressed: int | None
         if cached is not None:
             tests = tuple(smoke.TestResult(**t) for t in cached["tests"])
             packages = tuple(Package(**p) for p in cached["packages"])
-            compressed = int(cached["compressed_size"])
+            stored = cached.get("compressed_size")
+            compressed = int(stored) if stored is not None else None
+            if compressed is None and measure:
+                compressed = sizes.compressed_size(
+                    facts.layers, lambda: engine.save_stream(self.client, facts.id), self.layer_cache
+                )
             for test in tests:
                 log(f"test {test.name}: {'ok' if test.ok else 'FAILED'} (cached) {test.detail}")
         else:
             self.reporter.update(image.name, "testing", "")
             tests = self._smoke(image, facts, base_facts, log)
             packages = self._inventory(facts.id, log)
-            self.reporter.update(image.name, "measuring", "")
-            compressed = sizes.compressed_size(
-                facts.layers, lambda: engine.save_stream(self.client, facts.id), self.layer_cache
-            )
+            compressed = None
+            if measure:
+                self.reporter.update(image.name, "measuring", "")
+                compressed = sizes.compressed_size(
+                    facts.layers, lambda: engine.save_stream(self.client, facts.id), self.layer_cache
+                )
             _store_facts(
                 facts.id,
                 {
@@ -353,7 +456,14 @@ class Builder:
         if self.options.push:
             self.reporter.update(image.name, "pushing", "")
             for ref in (image.tag, *image.aliases):
-                error = engine.push(self.client, ref, log)
+                error: str | None = None
+                if ref == image.tag:  # aliases roll; the immutable tag never moves
+                    wanted, error = self._push_guard(ref, facts.id)
+                    if not wanted and error is None:
+                        log(f"{ref} is already in the registry as this image: not pushed again")
+                        continue
+                if error is None:
+                    error = engine.push(self.client, ref, log)
                 if error is not None:
                     return replace(
                         result,
@@ -364,8 +474,14 @@ class Builder:
                         log_tail=tuple(log.tail),
                     )
                 pushed.append(ref)
-            after = engine.image_facts(self.client, facts.id)
-            result = replace(result, repo_digests=after.repo_digests if after else ())
+            remote = self._remote(image.tag)
+            if remote is not None:
+                ref_parsed, manifest = remote
+                result = replace(
+                    result,
+                    repo_digests=(f"{ref_parsed.repository}@{manifest.digest}",),
+                    compressed_size=manifest.compressed_size,
+                )
         return replace(result, status=status, pushed=tuple(pushed), seconds=time.monotonic() - started)
 
     def _expectations(self, image: PlannedImage, base_facts: engine.ImageFacts) -> str:
@@ -412,8 +528,36 @@ class Builder:
                 for line in (run.stdout + run.stderr).splitlines()[-20:]:
                     log(f"  {line}")
                 results.append(smoke.check_framework(framework, run.exit_code, run.stdout, run.stderr))
+            elif test == "framework-versions":
+                framework = self._framework(image)
+                if framework is None:
+                    results.append(
+                        smoke.TestResult(name=test, ok=False, detail="declared, but no framework is planned")
+                    )
+                    continue
+                run = self._run_logged(facts.id, smoke.versions_command(framework), log)
+                results.append(
+                    smoke.check_versions(framework, facts.labels, run.exit_code, run.stdout, run.stderr)
+                )
+            elif test == "cuda-duplicates":
+                run = self._run_logged(facts.id, smoke.DUPLICATES_COMMAND, log, show=False)
+                results.append(smoke.check_duplicates(run.exit_code, run.stdout, run.stderr))
+            elif test in ("nvcc-compile", "torch-extension"):
+                command = smoke.NVCC_COMMAND if test == "nvcc-compile" else smoke.TORCH_EXTENSION_COMMAND
+                run = self._run_logged(facts.id, command, log)
+                results.append(smoke.check_command(test, run.exit_code, run.stdout, run.stderr))
             log(f"test {results[-1].name}: {'ok' if results[-1].ok else 'FAILED'}: {results[-1].detail}")
         return tuple(results)
+
+    def _run_logged(
+        self, image_id: str, command: list[str], log: _ImageLog, *, show: bool = True
+    ) -> engine.RunOutcome:
+        run = engine.run(self.client, image_id, command)
+        log(f"$ {command[0]} ... ({len(command)} args, exit {run.exit_code})")
+        if show or run.exit_code != 0:
+            for line in (run.stdout + run.stderr).splitlines()[-20:]:
+                log(f"  {line}")
+        return run
 
     def _inventory(self, image_id: str, log: _ImageLog) -> tuple[Package, ...]:
         run = engine.run(self.client, image_id, ["python3", "-c", smoke.INVENTORY_SCRIPT])

@@ -25,9 +25,13 @@ def suggest(name: str, names: Iterable[str], n: int = 3) -> list[str]:
 
 
 def select(
-    parents: Mapping[str, str | None], wanted: Iterable[str], *, where: str = "IMAGE"
+    parents: Mapping[str, str | None],
+    wanted: Iterable[str],
+    *,
+    where: str = "IMAGE",
+    ancestors: bool = True,
 ) -> tuple[str, ...]:
-    """The wanted images plus their ancestors, in the plan's (parents-first) order.
+    """The wanted images plus (unless ``ancestors=False``) their ancestors, in parents-first order.
 
     ``parents`` maps every planned image to its parent, in plan order. An empty ``wanted`` means all.
     """
@@ -42,7 +46,7 @@ def select(
         current: str | None = name
         while current is not None and current not in chosen:
             chosen.add(current)
-            current = parents[current]
+            current = parents[current] if ancestors else None
     return tuple(n for n in names if n in chosen)
 
 

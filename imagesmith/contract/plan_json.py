@@ -15,7 +15,16 @@ from typing import Any
 from imagesmith.errors import DataError, UsageError
 
 SUPPORTED_SCHEMA = 1
-KNOWN_TESTS = ("doctor", "labels", "framework-import")
+# Smoke tests an image declares; each image also runs its ancestors' (docs/plan-json.md).
+KNOWN_TESTS = (
+    "doctor",
+    "labels",
+    "framework-import",
+    "framework-versions",
+    "cuda-duplicates",
+    "nvcc-compile",
+    "torch-extension",
+)
 SCHEMA_KEY = '"schema"'
 IMAGES_KEY = '"images"'
 

@@ -1,13 +1,25 @@
-"""The curated images as choices for project templates: every project starts FROM one of these."""
+"""The curated images as choices for project templates: every project starts FROM one of these.
+
+The template repository is also the team's policy repository, so the choices come from the template
+source being rendered: its rendered ``base_images/plan.json`` first, else its ``imagesmith.yaml``
+planned on the spot, and only when it has neither, the policy embedded in this imagesmith version.
+Each template version therefore offers the images of its own policy, which is what ``copier update``
+needs when it re-renders the old and the new version side by side.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
+from pathlib import Path
 
-from imagesmith.images.plan import make_plan
-from imagesmith.images.policy import embedded_policy
-from imagesmith.matrix import knowledge
+from imagesmith.contract import plan_json
+from imagesmith.contract.tags import parse_framework_tag
+
+PLAN_JSON = Path("base_images") / "plan.json"
+POLICY_FILE = Path("imagesmith.yaml")
+EMBEDDED = "the policy embedded in imagesmith"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -16,38 +28,163 @@ class CuratedChoice:
     framework: str | None
     framework_version: str | None
     python: str
-    variant: str
-    cuda: str | None
+    variant: str  # runtime | devel (the plain base image counts as runtime)
+    cuda: str | None  # major.minor
+    aliases: tuple[str, ...] = ()
+    nodes: tuple[str, ...] = ()  # the fleet nodes the image runs on
 
 
-@cache
-def curated_choices() -> tuple[CuratedChoice, ...]:
-    """Every image of the plan made from the policy embedded in this imagesmith version."""
-    kb = knowledge.load()
-    # The embedded default, not ./imagesmith.yaml: a generated project must not depend on where copier ran.
-    plan = make_plan(kb, embedded_policy(kb))
-    return tuple(
+@dataclass(frozen=True, kw_only=True)
+class Catalog:
+    """The curated images of one plan and the fleet it was made for."""
+
+    source: str  # where the plan came from, for messages ("the template's base_images/plan.json")
+    choices: tuple[CuratedChoice, ...]
+    fleet: tuple[str, ...]
+
+    def known(self) -> dict[str, CuratedChoice]:
+        """Every reference a project may build FROM: each immutable tag and each rolling alias."""
+        refs: dict[str, CuratedChoice] = {}
+        for choice in self.choices:
+            for ref in (choice.tag, *choice.aliases):
+                refs.setdefault(ref, choice)
+        return refs
+
+
+def _major_minor(version: str | None) -> str | None:
+    return ".".join(version.split(".")[:2]) if version else None
+
+
+def _unique(names: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(names))
+
+
+def _variant(image: plan_json.PlannedImage) -> str:
+    # Older plans may lack `variant`; the tag and the label carry it too.
+    variant = image.variant or image.label_dict.get("io.imagesmith.variant")
+    if variant is None:
+        parsed = parse_framework_tag(image.tag)
+        variant = parsed.variant if parsed else "base"
+    return "runtime" if variant == "base" else variant
+
+
+def from_plan_json(path: Path, *, source: str | None = None) -> Catalog:
+    """The choices of a rendered plan (its Dockerfiles need not be there: only tags and coverage count)."""
+    plan = plan_json.load(path, check_files=False)
+    choices = tuple(
         CuratedChoice(
             tag=image.tag,
+            aliases=image.aliases,
+            framework=image.framework.name if image.framework else None,
+            framework_version=image.framework.version if image.framework else None,
+            python=image.python or image.label_dict.get("io.imagesmith.python", ""),
+            variant=_variant(image),
+            cuda=_major_minor(image.cuda_runtime),
+            nodes=image.nodes,
+        )
+        for image in plan.images
+    )
+    # `uncovered` entries read "<node> x <framework line>: <why>"; those nodes are fleet too.
+    uncovered = (entry.split(" x ", 1)[0].strip() for entry in plan.uncovered)
+    fleet = _unique([*(node for c in choices for node in c.nodes), *uncovered])
+    return Catalog(source=source or str(path), choices=choices, fleet=fleet)
+
+
+def from_policy(path: Path | None, *, source: str | None = None) -> Catalog:
+    """The choices of the plan made now from the policy at ``path`` (``None``: the embedded default)."""
+    from imagesmith.images.plan import make_plan
+    from imagesmith.images.policy import embedded_policy, load_policy
+    from imagesmith.matrix import knowledge
+
+    kb = knowledge.load()
+    # An explicit path only: `load_policy(None)` would read ./imagesmith.yaml wherever copier runs.
+    policy = embedded_policy(kb) if path is None else load_policy(path, kb)
+    plan = make_plan(kb, policy)
+    choices = tuple(
+        CuratedChoice(
+            tag=image.tag,
+            aliases=image.aliases,
             framework=image.framework,
             framework_version=image.version,
             python=image.python,
             variant="runtime" if image.variant == "base" else image.variant,
             cuda=str(image.cuda.truncate(2)) if image.cuda else None,
+            nodes=image.nodes,
         )
         for image in plan.images
     )
+    fleet = tuple(node.name for node in policy.fleet)
+    return Catalog(source=source or (str(path) if path else EMBEDDED), choices=choices, fleet=fleet)
 
 
-def default_image(*, framework: str | None, python: str | None = None, variant: str = "runtime") -> str:
-    """The tag a new project should start FROM: the newest-CUDA image of the framework, else the base."""
-    choices = [c for c in curated_choices() if python is None or c.python == python]
-    if framework in (None, "none"):
-        bases = [c for c in choices if c.framework is None]
-        if bases:
-            return bases[0].tag
-    matches = [c for c in choices if c.framework == framework and c.variant == variant]
+@cache
+def embedded_catalog() -> Catalog:
+    """The plan of the policy embedded in this imagesmith version (fixed for the process)."""
+    return from_policy(None)
+
+
+def for_template(source: Path | None) -> Catalog:
+    """The choices for a template source folder: its plan.json, else its imagesmith.yaml, else the embedded one.
+
+    Cached per source folder and per state of its two files: one copier run renders the choices many
+    times, and ``copier update`` renders two template versions from two checkouts in one process.
+    """
+    if source is None:
+        return embedded_catalog()
+    return _for_template(str(source), _stamp(source / PLAN_JSON), _stamp(source / POLICY_FILE))
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return (info.st_mtime_ns, info.st_size)
+
+
+@lru_cache(maxsize=32)
+def _for_template(
+    source: str, plan_stamp: tuple[int, int] | None, policy_stamp: tuple[int, int] | None
+) -> Catalog:
+    root = Path(source)
+    if plan_stamp is not None:
+        return from_plan_json(root / PLAN_JSON, source=f"the template's {PLAN_JSON.as_posix()}")
+    if policy_stamp is not None:
+        return from_policy(root / POLICY_FILE, source=f"the template's {POLICY_FILE.as_posix()}")
+    return embedded_catalog()
+
+
+def curated_choices() -> tuple[CuratedChoice, ...]:
+    """Every image of the plan made from the policy embedded in this imagesmith version."""
+    return embedded_catalog().choices
+
+
+def default_image(
+    *,
+    framework: str | None,
+    python: str | None = None,
+    variant: str = "runtime",
+    catalog: Catalog | None = None,
+) -> str:
+    """The tag a new project should start FROM: the framework's image that runs on the most fleet nodes.
+
+    Coverage first because a project image that cannot start on part of the fleet is a scheduling trap;
+    ties go to the newest CUDA. No framework means the plain base image.
+    """
+    pool = catalog.choices if catalog else curated_choices()
+    choices = [c for c in pool if python is None or c.python == python]
+    fw = None if framework in (None, "", "none") else framework
+    matches = [c for c in choices if c.framework == fw and c.variant == variant]
     if matches:
-        return max(matches, key=lambda c: tuple(int(p) for p in (c.cuda or "0").split("."))).tag
-    known = sorted({c.framework or "none" for c in curated_choices()})
-    raise ValueError(f"no curated {variant} image for framework {framework!r} (known: {', '.join(known)})")
+        return max(matches, key=coverage_key).tag
+    known = sorted({c.framework or "none" for c in pool})
+    raise LookupError(f"no curated {variant} image for framework {framework!r} (known: {', '.join(known)})")
+
+
+def coverage_key(choice: CuratedChoice) -> tuple[int, tuple[int, ...]]:
+    """Sort key of the default rule: fleet nodes covered, then CUDA version."""
+    return (len(choice.nodes), version_key(choice.cuda or "0"))
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) if part.isdigit() else -1 for part in version.split("."))

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from imagesmith.errors import EXIT_NEGATIVE, EXIT_OK, EnvironmentProblem
+from imagesmith.errors import EXIT_NEGATIVE, EXIT_OK, EnvironmentProblem, NegativeAnswer, UsageError
 from imagesmith.images.plan import Plan, make_plan
 from imagesmith.images.policy import load_policy
 from imagesmith.matrix import knowledge
@@ -80,10 +80,7 @@ def plan_command(policy: Path | None, as_json: bool, explain: bool) -> int:
     click.echo("coverage:")
     for line, node, build, verdict in plan.coverage:
         click.echo(f"  {line:<22} {node:<16} {build:<28} {verdict}")
-    if plan.uncovered:
-        click.echo("NOT COVERED:")
-        for d in plan.uncovered:
-            click.echo(f"  {d.subject}: {d.reason}")
+    _echo_uncovered(plan)
     if explain:
         click.echo("left out:")
         for d in plan.left_out or ():
@@ -93,6 +90,13 @@ def plan_command(policy: Path | None, as_json: bool, explain: bool) -> int:
     return EXIT_NEGATIVE if plan.uncovered else EXIT_OK
 
 
+def _echo_uncovered(plan: Plan) -> None:
+    if plan.uncovered:
+        click.echo("NOT COVERED:")
+        for d in plan.uncovered:
+            click.echo(f"  {d.subject}: {d.reason}")
+
+
 def _depth(plan: Plan, name: str) -> int:
     depth = 0
     image = plan.image(name)
@@ -100,6 +104,31 @@ def _depth(plan: Plan, name: str) -> int:
         depth += 1
         image = plan.image(image.parent)
     return depth
+
+
+def _refuse(plan: Plan, *, allow_uncovered: bool, check: bool) -> None:
+    """Refuse a plan the rendered files could not stand behind; raise before anything is written."""
+    if not plan.images:
+        why = (
+            f"every fleet node x framework line pair ({len(plan.uncovered)}) is NOT COVERED"
+            if plan.uncovered
+            else "no planned build suits the policy's Pythons and bases"
+        )
+        raise UsageError(
+            f"the plan has no images ({why}); nothing rendered, nothing deleted",
+            where=plan.policy.source,
+            hint="`imagesmith images plan --explain` says why",
+        )
+    if plan.uncovered and not allow_uncovered:
+        _echo_uncovered(plan)
+        names = [d.subject for d in plan.uncovered]
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        raise NegativeAnswer(
+            f"NOT COVERED: {shown}: the plan leaves {len(names)} fleet node x framework line pair(s)"
+            f" without an image; {'nothing checked' if check else 'nothing rendered'}",
+            where=plan.policy.source,
+            hint="change the fleet or the framework lines, or pass --allow-uncovered to render anyway",
+        )
 
 
 @images.command("render")
@@ -115,13 +144,29 @@ def _depth(plan: Plan, name: str) -> int:
     is_flag=True,
     help="Write nothing; exit 1 and list differences if committed files are out of date.",
 )
-def render_command(policy: Path | None, output_dir: Path, check: bool) -> int:
-    """Write base_images/<image>/Dockerfile, base_images/plan.json, ci/images.yml and ci/docker-bake.json."""
+@click.option(
+    "--allow-uncovered",
+    is_flag=True,
+    help="Render even if some fleet nodes get no image; plan.json and ci/images.yml then name them.",
+)
+def render_command(policy: Path | None, output_dir: Path, check: bool, allow_uncovered: bool) -> int:
+    """Write base_images/<image>/Dockerfile, base_images/plan.json, ci/images.yml and ci/docker-bake.json.
+
+    Refuses (exit 1, writing nothing) a plan that leaves a fleet node without an image, unless
+    --allow-uncovered; refuses (exit 2) a plan with no images. Removes only image directories it generated.
+    """
     from imagesmith.images.render import differences, render_files, write
 
-    rendered = render_files(_plan(policy))
+    plan = _plan(policy)
+    _refuse(plan, allow_uncovered=allow_uncovered, check=check)
+    rendered = render_files(plan, allow_uncovered=allow_uncovered)
     if check:
-        diffs = differences(rendered, output_dir)
+        try:
+            diffs = differences(rendered, output_dir)
+        except OSError as exc:
+            raise EnvironmentProblem(
+                f"cannot read: {exc.strerror}", where=str(exc.filename or output_dir)
+            ) from None
         for line in diffs:
             click.echo(line)
         if diffs:
@@ -132,12 +177,18 @@ def render_command(policy: Path | None, output_dir: Path, check: bool) -> int:
         click.echo(f"up to date: {len(rendered.files)} files")
         return EXIT_OK
     try:
-        changed = write(rendered, output_dir)
+        done = write(rendered, output_dir)
     except OSError as exc:
         raise EnvironmentProblem(
             f"cannot write: {exc.strerror}", where=str(exc.filename or output_dir)
         ) from None
-    click.echo(f"rendered {len(rendered.files)} files into {output_dir}/ ({len(changed)} changed)")
-    for line in changed:
+    click.echo(f"rendered {len(rendered.files)} files into {output_dir}/ ({len(done.report)} changed)")
+    for line in [*done.report, *done.left_alone]:
         click.echo(f"  {line}")
+    if plan.uncovered:
+        click.echo(
+            f"rendered with --allow-uncovered: {len(plan.uncovered)} uncovered pair(s), named in"
+            " base_images/plan.json and ci/images.yml:"
+        )
+        _echo_uncovered(plan)
     return EXIT_OK

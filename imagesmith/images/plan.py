@@ -359,8 +359,20 @@ def _common_labels(policy: Policy, name: str, title: str, version: str, base_ref
 def _pip_for(c: Candidate, variant: str) -> tuple[tuple[str, ...], str | None]:
     if variant == "devel":
         if c.cuda.major >= 13:
-            return (f"nvidia-cuda-nvcc=={_cuda2(c.cuda)}.*",), None
-        return (f"nvidia-cuda-nvcc-cu{c.cuda.major}=={_cuda2(c.cuda)}.*",), None
+            # From 13.0 nvcc's compiler front end (nvvm) and headers (crt) are wheels of their own that
+            # nvcc requires unpinned: left alone, pip takes the newest, whose PTX this ptxas rejects.
+            # CCCL (<nv/target>, CUB, Thrust) is needed by every CUDA C++ source that includes cuda_fp16.h.
+            x_y = _cuda2(c.cuda)
+            return (
+                f"nvidia-cuda-nvcc=={x_y}.*",
+                f"nvidia-nvvm=={x_y}.*",
+                f"nvidia-cuda-crt=={x_y}.*",
+                f"nvidia-cuda-cccl=={x_y}.*",
+            ), None
+        return (
+            f"nvidia-cuda-nvcc-cu{c.cuda.major}=={_cuda2(c.cuda)}.*",
+            f"nvidia-cuda-cccl-cu{c.cuda.major}=={_cuda2(c.cuda)}.*",
+        ), None
     if c.framework == "torch":
         if c.pypi_default:
             return (f"torch=={c.version}",), None
@@ -452,9 +464,7 @@ def _images(
                                 os=base.name,
                             ).to_labels()
                         )
-                        tests = ("doctor", "labels") + (
-                            ("framework-import",) if IMPORTS[cand.framework] else ()
-                        )
+                        tests = _tests(cand.framework, variant)
                         image = PlannedImage(
                             name=name,
                             tag=tag,
@@ -515,5 +525,15 @@ def _base(policy: Policy, base: OsBase) -> PlannedImage:
         index_url=None,
         import_name=None,
         labels=tuple(sorted(labels.items())),
-        tests=("doctor", "labels"),
+        tests=("doctor", "labels", "cuda-duplicates"),
     )
+
+
+def _tests(framework: str, variant: str) -> tuple[str, ...]:
+    """An image's own smoke tests; the builder adds every ancestor's (so devel re-runs runtime's)."""
+    if variant == "devel":
+        return ("nvcc-compile",) + (("torch-extension",) if framework == "torch" else ())
+    own: tuple[str, ...] = ("doctor", "labels")
+    if IMPORTS[framework]:
+        own += ("framework-import",)
+    return (*own, "framework-versions")

@@ -118,6 +118,10 @@ def parse_policy(doc: Located, kb: Knowledge) -> Policy:
     pythons = tuple(
         str(_expect(doc, p, str, "pythons", i)) for i, p in enumerate(_get(doc, top, "pythons", list))
     )
+    if not pythons:
+        raise DataError(
+            "pythons lists no Python version: the plan would have no images", where=doc.where("pythons")
+        )
     for i, python in enumerate(pythons):
         if not any(b.python == python for b in bases):
             raise DataError(
@@ -156,6 +160,11 @@ def parse_policy(doc: Located, kb: Knowledge) -> Policy:
                         f"not a version specifier: {text!r} (like '~=2.13.0')", where=where
                     ) from None
             lines.append(FrameworkLine(framework=name, specifier=text, where=where))
+    if not lines:
+        raise DataError(
+            "frameworks lists no framework line (like torch: ['~=2.13.0']): the plan would have no images",
+            where=doc.where("frameworks"),
+        )
     fleet = []
     for i, node in enumerate(_get(doc, top, "fleet", list)):
         _expect(doc, node, dict, "fleet", i)
@@ -176,6 +185,11 @@ def parse_policy(doc: Located, kb: Knowledge) -> Policy:
             raise DataError("count must be a positive integer", where=doc.where("fleet", i, "count"))
         name = str(node.get("name", f"{gpu.name} / {driver}"))
         fleet.append(FleetNode(name=name, driver=driver, gpu=gpu, count=count, where=doc.where("fleet", i)))
+    if not fleet:
+        raise DataError(
+            "the fleet is empty: list at least one node type ({name, driver, gpu}) to plan images for",
+            where=doc.where("fleet"),
+        )
     names = [n.name for n in fleet]
     for i, name in enumerate(names):
         if names.index(name) != i:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import yaml
 
 from imagesmith import __version__
 from imagesmith.contract import plan_json
+from imagesmith.contract.tags import ImageRef
 from imagesmith.images.plan import Plan, PlannedImage
 
 # Pinned so that every rendered image runs the same doctor dependencies.
@@ -107,24 +109,59 @@ def plan_text(plan: Plan, *, allow_uncovered: bool = False) -> str:
     )
 
 
-def workflow(plan: Plan) -> str:
+# The one GitHub expression in each job's build command: its text on a push (or workflow_dispatch)
+# versus on a pull request. docs/images.md says how to evaluate it.
+PUSH_ONLY_FLAGS = " --parents-from-registry --push"
+PUSH_ONLY_EXPR = "${{ github.event_name != 'pull_request' && '" + PUSH_ONLY_FLAGS + "' || '' }}"
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+
+
+def registry_host(registry: str) -> str:
+    """The host ``docker login`` needs for the policy's registry (Docker's rule: no host part means Docker Hub)."""
+    return ImageRef.parse(f"{registry}/probe").registry or "docker.io"
+
+
+def _is_local(host: str) -> bool:
+    name = host[: host.find("]") + 1] if host.startswith("[") else host.split(":")[0]
+    return name in LOCAL_HOSTS
+
+
+def build_command(image_name: str) -> str:
+    """The build step's ``run:`` line: one GitHub expression, whose push value adds the push-only flags."""
+    return f"imagesmith build {image_name}{PUSH_ONLY_EXPR} --output-dir build/{image_name}"
+
+
+def _login_step(host: str) -> dict[str, Any] | None:
+    if _is_local(host):
+        return None
+    if host == "ghcr.io":
+        user, password = "${{ github.actor }}", "${{ secrets.GITHUB_TOKEN }}"
+    else:
+        user, password = "${{ secrets.REGISTRY_USERNAME }}", "${{ secrets.REGISTRY_PASSWORD }}"
+    return {
+        "name": f"Log in to {host}",
+        "if": "github.event_name != 'pull_request'",
+        "env": {"REGISTRY_USERNAME": user, "REGISTRY_PASSWORD": password},
+        "run": f'printf \'%s\' "$REGISTRY_PASSWORD" | docker login {shlex.quote(host)} -u "$REGISTRY_USERNAME" --password-stdin',
+    }
+
+
+def _comment(text: str) -> str:
+    return " ".join(text.split())
+
+
+def workflow(plan: Plan, *, allow_uncovered: bool = False) -> str:
+    host = registry_host(plan.policy.registry)
     jobs: dict[str, Any] = {}
     for image in plan.images:
         steps: list[dict[str, Any]] = [
             {"uses": "actions/checkout@v4"},
             {"uses": "actions/setup-python@v5", "with": {"python-version": "3.11"}},
             {"name": "Install imagesmith", "run": "python -m pip install ."},
+            *filter(None, [_login_step(host)]),  # a fresh dict per job: no YAML anchors
             {
-                "name": "Log in to the registry",
-                "if": "github.event_name != 'pull_request'",
-                "run": 'echo "${{ secrets.GITHUB_TOKEN }}" | docker login ghcr.io -u "${{ github.actor }}" --password-stdin',
-            },
-            {
-                "name": f"Build, smoke-test and push {image.name}",
-                "run": (
-                    f"imagesmith build {image.name} --output-dir build/{image.name}"
-                    " ${{ github.event_name != 'pull_request' && '--push' || '' }}"
-                ),
+                "name": f"Build and smoke-test {image.name} (and push it, except on pull requests)",
+                "run": build_command(image.name),
             },
             {
                 "name": "Keep the build manifest",
@@ -149,8 +186,21 @@ def workflow(plan: Plan) -> str:
         "concurrency": {"group": "curated-images-${{ github.ref }}", "cancel-in-progress": False},
         "jobs": jobs,
     }
-    body = yaml.safe_dump(doc, sort_keys=False, width=200, default_flow_style=False)
-    return f"# {GENERATED}\n# One job per image; children `needs:` their parent.\n{body}"
+    # Wide enough that no run: line is ever folded (a test runs the build lines as they stand).
+    body = yaml.safe_dump(doc, sort_keys=False, width=100_000, default_flow_style=False)
+    header = [
+        f"# {GENERATED}",
+        "# One job per image; children `needs:` their parent. Each image is built once: on a push, a job",
+        "# builds only its own image (the parent is pulled from the registry by digest) and pushes it; on a",
+        "# pull request, it builds the image and its ancestors locally and pushes nothing.",
+    ]
+    if allow_uncovered and plan.uncovered:
+        header.append(
+            f"# RENDERED WITH --allow-uncovered: {len(plan.uncovered)} fleet node x framework line pair(s)"
+            " have no image (also in base_images/plan.json, `uncovered`):"
+        )
+        header += [f"#   {_comment(d.subject)}: {_comment(d.reason)}" for d in plan.uncovered]
+    return "\n".join(header) + "\n" + body
 
 
 def bake(plan: Plan) -> dict[str, Any]:
@@ -196,13 +246,41 @@ def render_files(plan: Plan, *, allow_uncovered: bool = False) -> Rendered:
             )
     files["base_images/plan.json"] = plan_text(plan, allow_uncovered=allow_uncovered)
     files["base_images/.gitignore"] = "*/wheels/*.whl\n"
-    files["ci/images.yml"] = workflow(plan)
+    files["ci/images.yml"] = workflow(plan, allow_uncovered=allow_uncovered)
     files["ci/docker-bake.json"] = json.dumps(bake(plan), indent=2) + "\n"
     return Rendered(files=files)
 
 
-def _changes(rendered: Rendered, root: Path) -> tuple[list[str], list[str], list[Path]]:
-    """(report lines, files to write, stale image directories) against what is on disk, read once."""
+# A directory under base_images/ is ours to remove only if its Dockerfile says it was generated.
+GENERATED_MARK = "generated by imagesmith"
+
+
+def is_generated(directory: Path) -> bool:
+    """Whether ``directory/Dockerfile`` starts with the header the templates write (_header.j2)."""
+    try:
+        with (directory / "Dockerfile").open(encoding="utf-8", errors="replace") as handle:
+            for _ in range(20):
+                line = handle.readline()
+                if not line.startswith("#"):
+                    return False  # past the leading comments (or the end of the file)
+                if GENERATED_MARK in line.lower():
+                    return True
+    except OSError:
+        return False
+    return False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Changes:
+    """What a render would do to ``root``, read once."""
+
+    report: list[str]  # differences: missing, out of date, stale
+    to_write: list[str]  # files to (re)write
+    stale: list[Path]  # generated image directories the plan no longer names: removed by ``write``
+    left_alone: list[str]  # directories under base_images/ that imagesmith did not generate: never touched
+
+
+def changes(rendered: Rendered, root: Path) -> Changes:
     report: list[str] = []
     to_write: list[str] = []
     for rel, text in sorted(rendered.files.items()):
@@ -210,33 +288,42 @@ def _changes(rendered: Rendered, root: Path) -> tuple[list[str], list[str], list
         if not path.is_file():
             report.append(f"missing: {rel}")
             to_write.append(rel)
-        elif path.read_text(encoding="utf-8") != text:
+        elif path.read_bytes() != text.encode("utf-8"):
             report.append(f"out of date: {rel}")
             to_write.append(rel)
     stale: list[Path] = []
+    left_alone: list[str] = []
     images_dir = root / "base_images"
     if images_dir.is_dir():
+        planned = rendered.dirs()
         for child in sorted(images_dir.iterdir()):
-            if child.is_dir() and child.name not in rendered.dirs():
+            if not child.is_dir() or child.name in planned or child.name.startswith("."):
+                continue
+            if not child.is_symlink() and is_generated(child):
                 report.append(f"stale: base_images/{child.name}/ (no longer planned)")
                 stale.append(child)
-    return report, to_write, stale
+            else:
+                why = "a symlink" if child.is_symlink() else "no generated Dockerfile header"
+                left_alone.append(
+                    f"left alone: base_images/{child.name}/ (not generated by imagesmith: {why})"
+                )
+    return Changes(report=report, to_write=to_write, stale=stale, left_alone=left_alone)
 
 
 def differences(rendered: Rendered, root: Path) -> list[str]:
     """What `--check` reports: files that would change, appear or disappear."""
-    return _changes(rendered, root)[0]
+    return changes(rendered, root).report
 
 
-def write(rendered: Rendered, root: Path) -> list[str]:
-    """Write what changed; remove image directories the plan no longer has. Returns what changed."""
+def write(rendered: Rendered, root: Path) -> Changes:
+    """Write what changed; remove generated image directories the plan no longer has (never anything else)."""
     import shutil
 
-    report, to_write, stale = _changes(rendered, root)
-    for child in stale:
+    todo = changes(rendered, root)
+    for child in todo.stale:
         shutil.rmtree(child)
-    for rel in to_write:
+    for rel in todo.to_write:
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(rendered.files[rel], encoding="utf-8")
-    return report
+    return todo

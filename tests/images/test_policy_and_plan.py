@@ -101,6 +101,19 @@ def test_uncoverable_node_is_reported(tmp_path: Path) -> None:
             2,
             "colour",
         ),
+        ("", {"fleet:\n": "fleet: []\n"}, 9, "fleet is empty"),
+        (
+            '  - {name: x, driver: "535.104.05", gpu: H100}\n',
+            {'frameworks:\n  torch: ["~=2.13.0"]': "frameworks: {}"},
+            7,
+            "no framework line",
+        ),
+        (
+            '  - {name: x, driver: "535.104.05", gpu: H100}\n',
+            {'pythons: ["3.11"]': "pythons: []"},
+            5,
+            "no python",
+        ),
     ],
 )
 def test_policy_errors_name_file_and_line(

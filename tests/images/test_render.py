@@ -34,7 +34,9 @@ def test_check_detects_drift_and_stale_dirs(run_cli, rendered: Path, tmp_path: P
     shutil.copy(repo / "imagesmith.yaml", copy / "imagesmith.yaml")
     dockerfile = next((copy / "base_images").glob("torch-*-runtime/Dockerfile"))
     dockerfile.write_text(dockerfile.read_text() + "# hand edit\n")
+    # A directory imagesmith generated once (its Dockerfile carries the header) and no longer plans.
     (copy / "base_images" / "old-image").mkdir()
+    shutil.copy(dockerfile, copy / "base_images" / "old-image" / "Dockerfile")
     result = run_cli("images", "render", "--check", cwd=copy)
     assert result.returncode == 1
     assert f"out of date: base_images/{dockerfile.parent.name}/Dockerfile" in result.stdout
