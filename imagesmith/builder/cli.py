@@ -54,6 +54,12 @@ def _base_images(values: tuple[str, ...], os_names: list[str]) -> tuple[tuple[st
     help="Build only IMAGE...; each parent is pulled by digest from the registry, never rebuilt or pushed.",
 )
 @click.option(
+    "--sizes/--no-sizes",
+    default=True,
+    show_default=True,
+    help="Measure compressed sizes (a gzip pass over new layers; with --push they come from the registry).",
+)
+@click.option(
     "--output-dir",
     type=click.Path(path_type=Path, file_okay=False),
     default=Path("imagesmith-build"),
@@ -85,6 +91,7 @@ def build(
     no_cache: bool,
     push: bool,
     parents_from_registry: bool,
+    sizes: bool,
     output_dir: Path,
     base_images: tuple[str, ...],
     pip_index_url: str | None,
@@ -118,6 +125,7 @@ def build(
         no_cache=no_cache,
         push=push,
         parents_from_registry=parents_from_registry,
+        measure_sizes=sizes,
         output_dir=output_dir,
         base_images=_base_images(base_images, os_names),
         pip_index_url=pip_index_url or None,

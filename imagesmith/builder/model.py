@@ -28,6 +28,9 @@ class BuildOptions:
     imagesmith_wheel: Path | None = None
     # Parents outside ``selected`` come from the registry by digest instead of the local engine.
     parents_from_registry: bool = False
+    # Compressed sizes cost a gzip pass over every new layer (minutes for a 5 GB framework image);
+    # a push reads them from the registry instead.
+    measure_sizes: bool = True
 
     def base_ref(self, name: str, default: str | None) -> str | None:
         """An OS base's ref: ``--base-image NAME=REF`` first, then ``os=REF``, then the plan's."""

@@ -246,17 +246,34 @@ class Builder:
         pinned = f"{ref.repository}@{manifest.digest}"
         facts = engine.image_facts(self.client, pinned)
         if facts is None:
-            error = engine.pull(self.client, ref.repository, manifest.digest, log)
-            if error is not None:
-                return pinned, None, f"cannot pull parent {pinned}: {error}"
-            facts = engine.image_facts(self.client, pinned)
+            # Facts from the registry (its config blob): enough to hash the inputs, so an unchanged
+            # child is recognised without pulling a multi-GB parent; ``_pull_parent`` fetches it to build.
+            facts = engine.ImageFacts(
+                id=manifest.config_digest,
+                labels=self._registry(ref).labels(ref, manifest),
+                size=0,
+                layers=(),
+                repo_digests=(),
+            )
         log(f"parent {parent.tag} from the registry: {pinned} (image {manifest.config_digest})")
         return pinned, facts, None
+
+    def _pull_parent(
+        self, base_value: str, base_facts: engine.ImageFacts, log: _ImageLog
+    ) -> tuple[engine.ImageFacts | None, str | None]:
+        """The parent in the local engine (pulled by digest when it came from the registry)."""
+        if base_facts.repo_digests or "@" not in base_value:
+            return base_facts, None
+        repository, _, digest = base_value.partition("@")
+        error = engine.pull(self.client, repository, digest, log)
+        if error is not None:
+            return None, f"cannot pull parent {base_value}: {error}"
+        return engine.image_facts(self.client, base_value), None
 
     def _unchanged_in_registry(
         self, image: PlannedImage, digest: str, result: ImageResult, log: _ImageLog, started: float
     ) -> ImageResult | None:
-        """When the registry already holds the immutable tag: unchanged (same inputs) or a refusal."""
+        """The registry's copy when it holds the immutable tag built from these very inputs, else None."""
         remote = self._remote(image.tag)
         if remote is None:
             return None
@@ -273,20 +290,13 @@ class Builder:
                 repo_digests=(f"{ref.repository}@{manifest.digest}",),
                 seconds=time.monotonic() - started,
             )
-        error = (
-            f"immutable tag {image.tag} already points at {manifest.digest} (inputs "
-            f"{labels.get(INPUT_HASH, 'unknown')}), this build's inputs are {digest}: an immutable tag "
-            "never moves (give the image a new tag in the policy, or delete the old one from the registry)"
+        # Different inputs under the same immutable tag: build and test anyway (the image is there to
+        # compare), and let the push guard refuse, naming both digests.
+        log(
+            f"{image.tag} is in the registry as {manifest.digest} built from other inputs "
+            f"({labels.get(INPUT_HASH, 'unknown')}); building, but the push will be refused"
         )
-        log(f"FAILED: {error}")
-        return replace(
-            result,
-            status=FAILED,
-            error=error,
-            failed_step=f"registry check of {image.tag}",
-            seconds=time.monotonic() - started,
-            log_tail=tuple(log.tail),
-        )
+        return None
 
     def _push_guard(self, ref_text: str, image_id: str) -> tuple[bool, str | None]:
         """``(push it, refusal)``: an immutable tag is pushed only when absent or already this image."""
@@ -363,6 +373,12 @@ class Builder:
             log(f"{image.tag} already carries this input hash: unchanged, not rebuilt")
             return self._finish(image, result, existing, base_facts, log, started, status=UNCHANGED)
 
+        if self.options.parents_from_registry:
+            pulled, error = self._pull_parent(base_value, base_facts, log)
+            if error is not None or pulled is None:
+                return failed(error or f"parent {base_value} vanished after the pull")
+            base_facts = pulled
+            result = replace(result, parent_size=base_facts.size)
         report("building", "")
         outcome = engine.build(
             self.client,
@@ -396,7 +412,8 @@ class Builder:
         cached = _load_facts(facts.id) if status == UNCHANGED else None
         if cached is not None and not (cached.get("tests_ok") and cached.get("expectations") == expects):
             cached = None  # the plan now promises something else (or it failed): test again
-        measure = not self.options.push  # a push reports the compressed sizes exactly, for free
+        # A push reports the compressed sizes exactly, for free.
+        measure = self.options.measure_sizes and not self.options.push
         compressed: int | None
         if cached is not None:
             tests = tuple(smoke.TestResult(**t) for t in cached["tests"])

@@ -8,14 +8,18 @@ surface as one line through copier's ``UserMessageError`` instead of a Jinja tra
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import cache
+from pathlib import Path
 from typing import Any, TypeVar
 
-from jinja2 import Environment
+from jinja2 import Environment, Undefined, pass_context
 from jinja2.ext import Extension
+from jinja2.runtime import Context
 
 from imagesmith.errors import ImagesmithError
+from imagesmith.images import catalog
+from imagesmith.images.catalog import Catalog
 from imagesmith.templating import images, resources
 
 T = TypeVar("T")
@@ -37,53 +41,144 @@ def _one_line(func: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
-@cache
-def _choices() -> tuple[images.Curated, ...]:
-    # One copier run renders choices and defaults many times; the plan is fixed for the process.
-    return tuple(images.load_choices())
+def _conf(ctx: Context) -> Mapping[str, Any]:
+    """copier's ``_copier_conf`` (a lazy mapping); empty outside copier, e.g. in a plain Jinja render."""
+    conf = ctx.get("_copier_conf")
+    return conf if isinstance(conf, Mapping) else {}
+
+
+def _conf_value(ctx: Context, key: str) -> Any:
+    return _conf(ctx).get(key)
+
+
+def template_source(ctx: Context) -> Path | None:
+    """The checkout of the template version being rendered (copier clones each version it renders)."""
+    src = _conf_value(ctx, "src_path")
+    return Path(str(src)) if src else None
+
+
+def _catalog(ctx: Context) -> Catalog:
+    return catalog.for_template(template_source(ctx))
+
+
+def _answer(ctx: Context, name: str, value: object = None) -> str:
+    """The answer to ``name`` copier holds so far ("" when none): given on the command line or recorded."""
+    text = _optional(value) or _optional(ctx.get(name))
+    return text or ""
+
+
+def _is_recorded(ctx: Context, name: str, value: str) -> bool:
+    """Whether ``value`` is the project's recorded answer rather than one the user just gave (``-d``)."""
+    data = _conf_value(ctx, "data")
+    given = data.get(name) if isinstance(data, Mapping) else None
+    if given is None or str(given).strip() != value:
+        return True  # copier read it from the project's answers file
+    return _replaying_update(ctx)
+
+
+def _replaying_update(ctx: Context) -> bool:
+    """``copier update`` renders the old and the new template version into empty temporary folders,
+    passing every recorded answer as data; the project itself (which has an answers file) is the only
+    destination where data can be something the user just typed."""
+    if _copier_operation() != "update":
+        return False
+    dst, answers_file = _conf_value(ctx, "dst_path"), _conf_value(ctx, "answers_file")
+    if dst is None or answers_file is None:
+        return False
+    return not (Path(str(dst)) / str(answers_file)).exists()
+
+
+def _copier_operation() -> str | None:
+    # copier keeps the running operation ("copy" or "update", also through an update's nested copies)
+    # in a context variable it exposes to tasks as `_copier_operation` but not to questions.
+    try:
+        from copier._main import _operation
+    except ImportError:
+        return None
+    operation = _operation.get(None)
+    return str(operation) if operation else None
 
 
 def _optional(value: object) -> str | None:
     # Answers not given yet arrive as jinja Undefined, which the templates turn into "" with default('').
-    text = "" if value is None else str(value).strip()
+    if value is None or isinstance(value, Undefined):
+        return None
+    text = str(value).strip()
     return text or None
 
 
+@pass_context
 @_one_line
 def image_choices(
-    framework: object = None, python: object = None, accelerator: object = "gpu", keep: object = ""
+    ctx: Context,
+    framework: object = None,
+    python: object = None,
+    accelerator: object = "gpu",
+    keep: object = "",
 ) -> str:
-    """JSON list of curated tags for the ``base_image`` question's ``choices``."""
+    """JSON list of curated tags for the ``base_image`` question's ``choices``.
+
+    The answer already held (``keep``) is checked here because copier checks a ``-d`` value against
+    the choices with a plain ValueError, which its CLI prints as a traceback.
+    """
+    cat = _catalog(ctx)
+    value = _answer(ctx, "base_image", keep)
+    images.check_image(cat, value, recorded=bool(value) and _is_recorded(ctx, "base_image", value))
     tags = images.image_tags(
-        _choices(),
+        cat.choices,
         framework=_optional(framework),
         python=_optional(python),
         accelerator=str(accelerator or "gpu"),
-        keep=str(keep or ""),
+        keep=value,
     )
     return json.dumps(tags)
 
 
+@pass_context
 @_one_line
-def default_image(framework: object = None, python: object = None, accelerator: object = "gpu") -> str:
-    """The plan's default tag for these answers (``base_image``'s ``default``)."""
+def default_image(
+    ctx: Context, framework: object = None, python: object = None, accelerator: object = "gpu"
+) -> str:
+    """The default tag for these answers: the framework's runtime image on the most fleet nodes."""
     return images.default_tag(
-        _choices(),
+        _catalog(ctx).choices,
         framework=_optional(framework),
         python=_optional(python),
         accelerator=str(accelerator or "gpu"),
     )
 
 
+@pass_context
 @_one_line
-def python_choices(framework: object = None) -> str:
+def image_help(
+    ctx: Context, framework: object = None, python: object = None, accelerator: object = "gpu"
+) -> str:
+    """The ``base_image`` question's help: the plan it comes from and why the default is the default."""
+    return images.explain_default(
+        _catalog(ctx),
+        framework=_optional(framework),
+        python=_optional(python),
+        accelerator=str(accelerator or "gpu"),
+    )
+
+
+@pass_context
+@_one_line
+def python_choices(ctx: Context, framework: object = None) -> str:
     """JSON list of Python versions with a curated image for the framework, newest first."""
-    return json.dumps(images.python_versions(_choices(), framework=_optional(framework)))
+    cat = _catalog(ctx)
+    value = _answer(ctx, "python_version")
+    images.check_python(cat, value, recorded=bool(value) and _is_recorded(ctx, "python_version", value))
+    versions = images.python_versions(cat.choices, framework=_optional(framework))
+    if value and value not in versions:
+        versions.append(value)
+    return json.dumps(versions)
 
 
+@pass_context
 @_one_line
-def default_python(framework: object = None) -> str:
-    versions = images.python_versions(_choices(), framework=_optional(framework))
+def default_python(ctx: Context, framework: object = None) -> str:
+    versions = images.python_versions(_catalog(ctx).choices, framework=_optional(framework))
     return versions[0] if versions else "3.12"
 
 
@@ -130,6 +225,7 @@ class ImagesmithExtension(Extension):
         environment.globals.update(
             imagesmith_image_choices=image_choices,
             imagesmith_default_image=default_image,
+            imagesmith_image_help=image_help,
             imagesmith_python_choices=python_choices,
             imagesmith_default_python=default_python,
             imagesmith_instance_type=instance_type,

@@ -1,24 +1,18 @@
-"""Base-image questions answered from the curated image plan, so a project is always FROM a curated image."""
+"""Base-image questions answered from the team's curated image plan, so a project is always FROM a curated image.
+
+Pure: a catalog (``imagesmith.images.catalog``) and the answers so far in, menus, defaults and verdicts out.
+"""
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
-from typing import Protocol
 
+from imagesmith.contract.tags import repository_of
+from imagesmith.errors import UsageError
+from imagesmith.images.catalog import Catalog, CuratedChoice, coverage_key, version_key
 
-class Curated(Protocol):
-    """The fields of ``imagesmith.images.catalog.CuratedChoice`` this module reads."""
-
-    @property
-    def tag(self) -> str: ...
-    @property
-    def framework(self) -> str | None: ...
-    @property
-    def python(self) -> str: ...
-    @property
-    def variant(self) -> str: ...
-    @property
-    def cuda(self) -> str | None: ...
+SUGGESTIONS = 3
 
 
 def framework_key(framework: str | None) -> str | None:
@@ -29,33 +23,19 @@ def framework_key(framework: str | None) -> str | None:
     return None if text in ("", "none") else text
 
 
-def load_choices() -> list[Curated]:
-    from imagesmith.images.catalog import curated_choices  # lazy: reads the embedded policy
-
-    return list(curated_choices())
-
-
-def python_versions(choices: Sequence[Curated], *, framework: str | None) -> list[str]:
+def python_versions(choices: Sequence[CuratedChoice], *, framework: str | None) -> list[str]:
     """Pythons with a curated image for this framework, newest first (all Pythons if none match)."""
     fw = framework_key(framework)
     matching = [c.python for c in choices if c.framework == fw] or [c.python for c in choices]
-    return sorted(set(matching), key=_version_key, reverse=True)
+    return sorted({p for p in matching if p}, key=version_key, reverse=True)
 
 
-def image_tags(
-    choices: Sequence[Curated],
-    *,
-    framework: str | None,
-    python: str | None,
-    accelerator: str,
-    keep: str = "",
-) -> list[str]:
-    """Curated tags that fit the answers so far, best fits first.
+def fits(
+    choices: Sequence[CuratedChoice], *, framework: str | None, python: str | None, accelerator: str
+) -> list[CuratedChoice]:
+    """The images that fit the answers so far, best first: runtime before devel, then the default rule.
 
-    Narrowing is soft (a filter that leaves nothing is dropped) so the menu is never empty. ``keep`` is
-    the tag recorded by an earlier copy: when the plan retires it, the old answers must still replay
-    during ``copier update`` (copier re-renders the old version with the recorded answers), so it stays
-    selectable as long as it names one of the curated repositories.
+    Narrowing is soft (a filter that leaves nothing is dropped) so there is always a fit.
     """
     fw = framework_key(framework)
     pool = list(choices)
@@ -64,48 +44,118 @@ def image_tags(
         lambda c: python is None or c.python == str(python),
         lambda c: (c.cuda is None) == (accelerator == "cpu"),
     ):
-        narrowed = [c for c in pool if keep_if(c)]
-        pool = narrowed or pool
-    first = [c.tag for c in pool if c.variant == "runtime"] + [c.tag for c in pool if c.variant != "runtime"]
-    rest = [c.tag for c in choices if c.tag not in first]
-    tags = first + rest
-    if keep and keep not in tags and _same_repository(keep, tags):
+        pool = [c for c in pool if keep_if(c)] or pool
+    # The default rule (most fleet nodes, then newest CUDA) orders the menu, so the default comes first.
+    return sorted(pool, key=lambda c: (c.variant != "runtime", _negated(coverage_key(c))))
+
+
+def _negated(key: tuple[int, tuple[int, ...]]) -> tuple[int, tuple[int, ...]]:
+    return (-key[0], tuple(-part for part in key[1]))
+
+
+def image_tags(
+    choices: Sequence[CuratedChoice],
+    *,
+    framework: str | None,
+    python: str | None,
+    accelerator: str,
+    keep: str = "",
+) -> list[str]:
+    """Curated tags for the menu: the fits first, then every other image of the plan.
+
+    ``keep`` is an answer already given (``-d base_image=``, or recorded by an earlier copy) that the
+    menu must contain for copier to accept it, such as a rolling alias. The caller decides whether it
+    is acceptable (``check_image``).
+    """
+    first = [c.tag for c in fits(choices, framework=framework, python=python, accelerator=accelerator)]
+    tags = first + [c.tag for c in choices if c.tag not in first]
+    if keep and keep not in tags:
         tags.append(keep)
     return tags
 
 
-def default_tag(
-    choices: Sequence[Curated], *, framework: str | None, python: str | None, accelerator: str
-) -> str:
-    """The plan's default for the framework and Python; the best fit in the list when it has none."""
-    from imagesmith.errors import ImagesmithError
-    from imagesmith.images.catalog import default_image
+def default_choice(
+    choices: Sequence[CuratedChoice], *, framework: str | None, python: str | None, accelerator: str
+) -> CuratedChoice | None:
+    best = fits(choices, framework=framework, python=python, accelerator=accelerator)
+    return best[0] if best else None
 
-    fw = framework_key(framework)
-    try:
-        tag = str(default_image(framework=fw, python=str(python) if python else None, variant="runtime"))
-    except (ImagesmithError, LookupError):
-        # The plan has no default for this pair; fall back to the best fit of the menu.
-        tag = ""
-    tags = image_tags(choices, framework=framework, python=python, accelerator=accelerator)
-    if tag in tags:
-        return tag
-    return tags[0] if tags else tag
+
+def default_tag(
+    choices: Sequence[CuratedChoice], *, framework: str | None, python: str | None, accelerator: str
+) -> str:
+    """The runtime image of the framework that runs on the most fleet nodes (ties: newest CUDA)."""
+    best = default_choice(choices, framework=framework, python=python, accelerator=accelerator)
+    return best.tag if best else ""
+
+
+def explain_default(catalog: Catalog, *, framework: str | None, python: str | None, accelerator: str) -> str:
+    """One line for the ``base_image`` question's help: where the menu comes from and why the default."""
+    best = default_choice(catalog.choices, framework=framework, python=python, accelerator=accelerator)
+    if best is None:
+        return f"Curated base image (from {catalog.source})"
+    head = f"Curated base image (from {catalog.source}); default {best.tag}"
+    if not catalog.fleet:
+        return f"{head}: the newest CUDA (the plan lists no fleet nodes)"
+    rivals = [
+        c
+        for c in fits(catalog.choices, framework=framework, python=python, accelerator=accelerator)
+        if c is not best
+        and c.variant == best.variant
+        and c.framework == best.framework
+        and c.cuda != best.cuda
+    ]
+    others = ", ".join(f"cu{c.cuda} image: {len(c.nodes)}" for c in rivals)
+    coverage = f"runs on {len(best.nodes)} of {len(catalog.fleet)} fleet nodes"
+    return f"{head}: {coverage}" + (f" ({others})" if others else "")
+
+
+def check_image(catalog: Catalog, value: str, *, recorded: bool) -> None:
+    """Refuse a ``base_image`` the plan does not know, naming the closest known tags.
+
+    A ``recorded`` answer (replayed by ``copier update``) may be a tag a newer plan has retired: it
+    stays valid while it names one of the plan's repositories, so an update never moves a project's
+    base image behind its back. A value the user gives must be a tag or alias of the plan.
+    """
+    known = catalog.known()
+    if not value or value in known:
+        return
+    if recorded and _same_repository(value, list(known)):
+        return
+    raise UsageError(
+        f"{value!r} is not a curated image of {catalog.source}",
+        where="base_image",
+        hint=f"closest known: {', '.join(closest(value, list(known)))}",
+    )
+
+
+def check_python(catalog: Catalog, value: str, *, recorded: bool) -> None:
+    """Refuse a ``python_version`` no curated image ships (a recorded one replays as long as it is a version)."""
+    versions = python_versions(catalog.choices, framework=None)
+    if not value or value in versions:
+        return
+    if recorded and all(part.isdigit() for part in value.split(".")):
+        return
+    raise UsageError(
+        f"no curated image of {catalog.source} ships Python {value!r}",
+        where="python_version",
+        hint=f"known: {', '.join(versions)}",
+    )
+
+
+def closest(value: str, names: Sequence[str], n: int = SUGGESTIONS) -> list[str]:
+    """The known names most like ``value``, never none (a typo and a wrong registry both get an answer)."""
+    near = difflib.get_close_matches(value, names, n=n, cutoff=0.5)
+    if near:
+        return near
+    # Another registry or a bare name: compare what follows the last slash ("torch:2.13-runtime").
+    by_tail: dict[str, str] = {}
+    for name in names:
+        by_tail.setdefault(name.rpartition("/")[2], name)
+    tails = difflib.get_close_matches(value.rpartition("/")[2], list(by_tail), n=n, cutoff=0.0)
+    return [by_tail[tail] for tail in tails]
 
 
 def _same_repository(tag: str, tags: Sequence[str]) -> bool:
-    repo = _repository(tag)
-    return any(_repository(t) == repo for t in tags)
-
-
-def _repository(tag: str) -> str:
-    from imagesmith.contract.tags import repository_of
-
-    return repository_of(tag)
-
-
-def _version_key(version: str) -> tuple[int, ...]:
-    parts: list[int] = []
-    for piece in version.split("."):
-        parts.append(int(piece) if piece.isdigit() else -1)
-    return tuple(parts)
+    repo = repository_of(tag)
+    return any(repository_of(t) == repo for t in tags)

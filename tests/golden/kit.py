@@ -1,0 +1,145 @@
+"""Helpers for the joint tests: a team's template/policy repository, the CLIs run as a user runs them,
+project images built on the real engine, and stub GPU driver mounts."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from tests.templates.templates_kit import commit_all, git
+
+REPO = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
+
+
+def imagesmith(*args: str, cwd: Path, timeout: int = 3000) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(VENV_BIN / "imagesmith"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def copier(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(VENV_BIN / "copier"), *args], cwd=cwd, capture_output=True, text=True, timeout=600, check=False
+    )
+
+
+def team_repository(root: Path, policy: str) -> Path:
+    """The team's template repository: this checkout's templates, the team's policy, its rendered plan."""
+    root.mkdir(parents=True)
+    shutil.copy2(REPO / "copier.yml", root / "copier.yml")
+    shutil.copytree(REPO / "templates", root / "templates")
+    (root / "imagesmith.yaml").write_text(policy, encoding="utf-8")
+    rendered = imagesmith("images", "render", cwd=root)
+    assert rendered.returncode == 0, rendered.stdout + rendered.stderr
+    git(root, "init", "-q", "-b", "main")
+    commit_all(root, "team policy and templates")
+    return root
+
+
+def plan(root: Path) -> dict[str, Any]:
+    data = json.loads((root / "base_images" / "plan.json").read_text(encoding="utf-8"))
+    assert isinstance(data, dict)
+    return data
+
+
+def build_project(client: Any, project: Path, tag: str, *, ca_url: str, extras: str = "[dev]") -> str:
+    """``docker build`` of a generated project (classic builder, host network for pip); the image ID."""
+    log: list[str] = []
+    image_id = None
+    for chunk in client.api.build(
+        path=str(project),
+        tag=tag,
+        buildargs={"PROJECT_EXTRAS": extras, "CA_CERT_URL": ca_url},
+        network_mode="host",
+        rm=True,
+        forcerm=True,
+        decode=True,
+    ):
+        if "stream" in chunk:
+            log.append(str(chunk["stream"]))
+        if "aux" in chunk and isinstance(chunk["aux"], dict) and "ID" in chunk["aux"]:
+            image_id = str(chunk["aux"]["ID"])
+        if "error" in chunk:
+            raise AssertionError(f"project build failed: {chunk['error']}\n{''.join(log)[-4000:]}")
+    assert image_id, "".join(log)[-4000:]
+    return image_id
+
+
+def run(
+    client: Any,
+    image: str,
+    command: list[str],
+    *,
+    entrypoint: list[str] | None = None,
+    volumes: dict[str, dict[str, str]] | None = None,
+    user: str | None = None,
+    timeout: int = 600,
+) -> tuple[int, str, str]:
+    """Run a container to completion without network; (exit code, stdout, stderr)."""
+    kwargs: dict[str, Any] = {"network_mode": "none", "volumes": volumes or {}, "detach": True}
+    if entrypoint is not None:
+        kwargs["entrypoint"] = entrypoint
+    if user is not None:
+        kwargs["user"] = user
+    container = client.containers.run(image, command, **kwargs)
+    try:
+        status = container.wait(timeout=timeout)["StatusCode"]
+        out = container.logs(stdout=True, stderr=False).decode("utf-8", "replace")
+        err = container.logs(stdout=False, stderr=True).decode("utf-8", "replace")
+    finally:
+        container.remove(force=True)
+    return int(status), out, err
+
+
+def project_tests(client: Any, image: str, project: Path) -> tuple[int, str]:
+    """The project's own test suite inside its image (the tests mounted read-only, as CI would copy them)."""
+    volumes = {str(project / "tests"): {"bind": "/app/tests", "mode": "ro"}}
+    code, out, err = run(
+        client,
+        image,
+        ["-m", "pytest", "-q", "-p", "no:cacheprovider", "/app/tests"],
+        entrypoint=["python"],
+        volumes=volumes,
+    )
+    return code, out + err
+
+
+def gpu_node_mounts(tmp: Path, *, driver: str, cuda: int, gpu: str, cc: tuple[int, int]) -> dict[str, Any]:
+    """Stub libcuda/NVML compiled here, mounted where the NVIDIA container runtime mounts the real ones."""
+    from tests.probe.conftest import Node
+
+    node = Node(tmp, None)
+    node.libcuda("/usr/local/nvidia/lib64", driver, cuda=cuda)
+    node.nvml("/usr/local/nvidia/lib64", driver, cuda=cuda, gpu=gpu, brand=2, cc=cc)
+    node.dev_nodes("nvidia0", "nvidiactl", "nvidia-uvm")
+    volumes = {str(node.path("/usr/local/nvidia/lib64")): {"bind": "/usr/local/nvidia/lib64", "mode": "ro"}}
+    for dev in ("nvidia0", "nvidiactl", "nvidia-uvm"):
+        volumes[str(node.path(f"/dev/{dev}"))] = {"bind": f"/dev/{dev}", "mode": "ro"}
+    return volumes
+
+
+@contextmanager
+def ca_server() -> Iterator[str]:
+    """This machine's TLS-intercepting proxy CA, served for project builds only (never in a layer)."""
+    from imagesmith.builder.certserve import CertServer, read_pem
+
+    with CertServer(read_pem(HOST_CA)) as server:
+        yield server.url
+
+
+def env_without_ci() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k != "CI"}
