@@ -19,7 +19,7 @@ venv: $(STAMP)
 system-deps:
 	bash tools/setup-system.sh
 
-demo: $(STAMP)
+demo: $(STAMP) system-deps
 	$(PY) tools/demo.py
 
 lint: $(STAMP)

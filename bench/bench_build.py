@@ -30,7 +30,7 @@ if str(REPO) not in sys.path:
 
 from tests import docker_harness  # noqa: E402
 
-FIXTURE = REPO / "tests" / "build" / "fixtures" / "small"
+FIXTURE = REPO / "tests" / "builder" / "fixtures" / "small"
 WORK = REPO / "bench" / ".work" / "build"
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 SET = ("base-py3.11-bookworm", "cudart-12.9-py3.11-bookworm")

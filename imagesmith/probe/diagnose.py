@@ -673,11 +673,12 @@ def _glibc(facts: Facts) -> list[Finding]:
 def _mixed(facts: Facts) -> list[Finding]:
     loaded = [x for x in facts.libraries if x.loaded and x.family in RUNTIME_FAMILIES]
     origins = {x.origin for x in loaded if x.origin in ("wheel", "conda", "dpkg")}
+    # Only these libraries number their versions after the CUDA release; cuFFT, cuSPARSE, cuSOLVER and
+    # cuRAND keep their own (CUDA 13.0 ships cuFFT 12.0 and cuSPARSE 12.6), so their major says nothing.
     majors = {
         x.family: x.version.split(".")[0]
         for x in loaded
-        if x.version
-        and x.family in ("cudart", "cublas", "cusparse", "cufft", "nvjitlink", "nvrtc", "cusolver")
+        if x.version and x.family in ("cudart", "cublas", "nvjitlink", "nvrtc")
     }
     cuda_majors = {m for m in majors.values() if m in ("11", "12", "13")}
     if len(origins) <= 1 and len(cuda_majors) <= 1:

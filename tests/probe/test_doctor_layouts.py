@@ -228,6 +228,21 @@ def test_mixed_cuda_origins_conda_and_wheel(node: Node) -> None:
     assert "conda" in f["message"] and "wheel" in f["message"]
 
 
+def test_cuda13_wheels_with_their_own_library_majors_are_one_stack(node: Node) -> None:
+    # torch's CUDA 13.0 wheels: cuFFT 12.0 and cuSPARSE 12.6 belong to CUDA 13.0 (found in the built
+    # torch image, where the doctor had called this "CUDA majors 12, 13").
+    node.gpu_node("580.95.05", cuda=13000)
+    cudart = node.cudart(13)
+    fft = node.wheel_lib("nvidia-cufft", "12.0.0.61", "cu13", "libcufft.so.12")
+    sparse = node.wheel_lib("nvidia-cusparse", "12.6.3.3", "cu13", "libcusparse.so.12")
+    node.torch("2.13.0", None, needs=(("libcudart.so.13", cudart.parent), ("libcufft.so.12", fft.parent),
+               ("libcusparse.so.12", sparse.parent)), rpath="$ORIGIN/../nvidia/cu13/lib")  # fmt: skip
+    report = node.diagnose()
+    assert "MIXED_CUDA_ORIGINS" not in codes(report), codes(report).get("MIXED_CUDA_ORIGINS")
+    loaded = {lib["name"] for lib in report["libraries"] if lib.get("loaded")}  # type: ignore[index, union-attr]
+    assert {"libcufft.so.12", "libcusparse.so.12"} <= loaded
+
+
 def test_hanging_probe_times_out_instead_of_hanging(node: Node) -> None:
     node.kernel_module("550.90.07")
     node.dev_nodes("nvidiactl", "nvidia-uvm", "nvidia0")

@@ -1,0 +1,151 @@
+"""Every project type builds FROM a real curated image of the team's registry and runs there.
+
+The team's policy (one CUDA-runtime line, small) is rendered in its template repository and built on
+the real engine; a library, a batch and a service project are copied from that repository at a tag,
+built FROM the curated image (install steps as root in the project's layer, the container as the image's
+non-root user), and then: the project's own tests inside its image, the library's import, the batch
+command, and the service answering over HTTP, each behind the strict preflight with stub driver
+libraries mounted as the NVIDIA runtime mounts the real ones.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests import docker_harness
+from tests.golden import kit
+from tests.templates.templates_kit import commit_all, git
+
+POLICY = """\
+schema: 1
+registry: {registry}/projects
+maintainer: Team <ml-platform@example.com>
+vendor: team
+bases:
+  bookworm: {{image: {os_base}, python: "3.11", description: Debian 12 (bookworm)}}
+pythons: ["3.11"]
+variants: [runtime]
+frameworks:
+  cuda: ["12.9"]
+fleet:
+  - {{name: l4, driver: "575.57.08", gpu: L4}}
+"""
+
+
+class Team:
+    def __init__(self, repo: Path, runtime_tag: str) -> None:
+        self.repo = repo
+        self.runtime_tag = runtime_tag
+
+
+@pytest.fixture(scope="module")
+def team(
+    tmp_path_factory: pytest.TempPathFactory,
+    docker_client: Any,
+    os_base: str,
+    team_registry: docker_harness.Registry,
+) -> Team:
+    root = tmp_path_factory.mktemp("projects")
+    repo = kit.team_repository(root / "team", POLICY.format(registry=team_registry.address, os_base=os_base))
+    git(repo, "tag", "v1")
+    built = kit.imagesmith(
+        "build", "--ca-cert", str(kit.HOST_CA), "--output-dir", str(root / "out"), cwd=repo
+    )
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-2000:]
+    runtime = next(i for i in kit.plan(repo)["images"] if i["variant"] == "runtime")
+    return Team(repo, runtime["tag"])
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def new_project(team: Team, dst: Path, kind: str) -> Path:
+    copied = kit.copier(
+        "copy",
+        "--trust",
+        "--defaults",
+        "--vcs-ref=v1",
+        "-d",
+        f"project_type={kind}",
+        "-d",
+        f"project_name=Team {kind}",
+        "-d",
+        "framework=none",
+        "-d",
+        f"base_image={team.runtime_tag}",
+        str(team.repo),
+        str(dst),
+        cwd=dst.parent,
+    )
+    assert copied.returncode == 0, copied.stdout + copied.stderr
+    assert f"ARG BASE_IMAGE={team.runtime_tag}\n" in (dst / "Dockerfile").read_text()
+    git(dst, "init", "-q", "-b", "main")
+    commit_all(dst, "start")
+    return dst
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["library", "batch", "service"])
+def test_project_builds_from_the_curated_image_and_runs(
+    team: Team, docker_client: Any, tmp_path: Path, kind: str
+) -> None:
+    project = new_project(team, tmp_path / f"team-{kind}", kind)
+    with kit.ca_server() as ca_url:
+        image = kit.build_project(docker_client, project, f"team-{kind}:test", ca_url=ca_url)
+    assert docker_client.images.get(image).attrs["Config"]["User"] == "1000:1000"
+    code, output = kit.project_tests(docker_client, image, project)
+    assert code == 0, output
+    node = kit.gpu_node_mounts(tmp_path / "node", driver="575.57.08", cuda=12090, gpu="NVIDIA L4", cc=(8, 9))
+    slug = f"team-{kind}"
+    if kind == "library":
+        code, out, err = kit.run(docker_client, image, [], volumes=node)  # the image's own CMD
+        assert code == 0, out + err
+        assert out.strip().splitlines()[-1].startswith("team_library ")
+    elif kind == "batch":
+        code, out, err = kit.run(docker_client, image, [slug, "2", "4"], volumes=node)
+        assert code == 0, out + err
+        assert json.loads(out.strip().splitlines()[-1])["count"] == 2
+        # Without a driver the strict preflight stops the job before it runs.
+        code, out, err = kit.run(docker_client, image, [slug, "2", "4"])
+        assert code == 3, out + err
+        assert "preflight" in err
+    else:
+        port = free_port()
+        container = docker_client.containers.run(
+            image,
+            ["python", "-m", "team_service.app", "--host", "127.0.0.1", "--port", str(port)],
+            network_mode="host",
+            volumes=node,
+            detach=True,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            answer: dict[str, Any] | None = None
+            while time.monotonic() < deadline and answer is None:
+                try:
+                    request = urllib.request.Request(
+                        f"http://127.0.0.1:{port}/v1/score",
+                        data=json.dumps({"values": [1, 2, 3]}).encode(),
+                        headers={"Content-Type": "application/json"},
+                    )
+                    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+                    with opener.open(request, timeout=5) as response:
+                        answer = json.loads(response.read())
+                except OSError:
+                    time.sleep(0.5)
+            logs = container.logs().decode("utf-8", "replace")
+        finally:
+            container.remove(force=True)
+        assert answer is not None, logs
+        assert answer["count"] == 3, answer
