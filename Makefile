@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint unit bench system-deps venv clean
+.PHONY: demo test e2e lint unit bench system-deps venv clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ unit: $(STAMP)
 
 test: $(STAMP) system-deps lint
 	$(PY) -m pytest -q
+
+# The whole embedded default set built for real (JAX, TensorFlow, torch from its own index too); not in CI.
+e2e: $(STAMP) system-deps
+	$(PY) -m pytest -q -m e2e -s tests/e2e
 
 bench: $(STAMP) system-deps
 	$(PY) bench/run.py

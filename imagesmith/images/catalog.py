@@ -131,7 +131,7 @@ def for_template(source: Path | None) -> Catalog:
     """
     if source is None:
         return embedded_catalog()
-    return _first(source)
+    return _for_template(str(source), _stamp(source / PLAN_JSON), _stamp(source / POLICY_FILE))
 
 
 def _stamp(path: Path) -> tuple[int, int] | None:
@@ -188,12 +188,3 @@ def coverage_key(choice: CuratedChoice) -> tuple[int, tuple[int, ...]]:
 
 def version_key(version: str) -> tuple[int, ...]:
     return tuple(int(part) if part.isdigit() else -1 for part in version.split("."))
-
-
-_seen: list[Catalog] = []
-
-
-def _first(source: Path) -> Catalog:
-    if not _seen:
-        _seen.append(_for_template(str(source), _stamp(source / PLAN_JSON), _stamp(source / POLICY_FILE)))
-    return _seen[0]

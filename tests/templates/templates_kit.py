@@ -15,6 +15,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 SCHEMAS = Path(__file__).resolve().parent / "k8s_schemas"
+PLAN_JSON = Path("base_images") / "plan.json"
 TYPES = ("library", "batch", "service")
 
 GIT_ENV = {
@@ -40,14 +41,60 @@ def commit_all(cwd: Path, message: str) -> None:
     git(cwd, "commit", "-q", "--no-verify", "-m", message)
 
 
-def clone_template(dst: Path) -> Path:
-    """A template repository holding this checkout's copier.yml and templates/ (working-tree state)."""
+def clone_template(dst: Path, *, policy: str | None = None) -> Path:
+    """A template repository holding this checkout's copier.yml and templates/ (working-tree state).
+
+    Like a real team template repository, it is also the policy repository: it carries ``imagesmith.yaml``
+    and the rendered ``base_images/plan.json`` the questions read. With ``policy`` (the text of an
+    ``imagesmith.yaml``), that policy replaces this checkout's and its plan is rendered into the clone.
+    """
     dst.mkdir(parents=True)
     shutil.copy2(REPO / "copier.yml", dst / "copier.yml")
     shutil.copytree(REPO / "templates", dst / "templates")
+    if policy is None:
+        shutil.copy2(REPO / "imagesmith.yaml", dst / "imagesmith.yaml")
+        (dst / PLAN_JSON).parent.mkdir(parents=True)
+        shutil.copy2(REPO / PLAN_JSON, dst / PLAN_JSON)
+    else:
+        set_policy(dst, policy)
     git(dst, "init", "-q", "-b", "main")
     commit_all(dst, "template")
     return dst
+
+
+def set_policy(template: Path, policy: str) -> None:
+    """Write the team's policy into the template repository and render its plan there, as the team does."""
+    (template / "imagesmith.yaml").write_text(policy, encoding="utf-8")
+    done = run_tool(
+        [
+            str(VENV_BIN / "imagesmith"),
+            "images",
+            "render",
+            "--policy",
+            str(template / "imagesmith.yaml"),
+            "--output-dir",
+            str(template),
+        ],
+        template,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (template / PLAN_JSON).is_file()
+
+
+def team_policy(registry: str, *, drop_nodes: tuple[str, ...] = ()) -> str:
+    """This checkout's policy pushed to another registry, optionally without some fleet nodes."""
+    text = (REPO / "imagesmith.yaml").read_text(encoding="utf-8")
+    assert "\nregistry: ghcr.io/acme/ml " in text
+    text = text.replace("\nregistry: ghcr.io/acme/ml ", f"\nregistry: {registry} ", 1)
+    lines = text.splitlines(keepends=True)
+    kept = [line for line in lines if not any(f"{{name: {node}," in line for node in drop_nodes)]
+    assert len(lines) - len(kept) == len(drop_nodes), drop_nodes
+    return "".join(kept)
+
+
+def copier_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The copier command line, as a user runs it (its stderr is what the user reads)."""
+    return run_tool([str(VENV_BIN / "copier"), *args], cwd)
 
 
 def copy(template: Path, dst: Path, *, ref: str, **data: Any) -> Path:

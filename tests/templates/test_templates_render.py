@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 import yaml
 
-from imagesmith.images.catalog import curated_choices
+from imagesmith.images.catalog import CuratedChoice, from_plan_json
 from imagesmith.templating import resources
 from tests.templates.templates_kit import (
+    PLAN_JSON,
     REPO,
     TYPES,
     VENV_BIN,
@@ -120,10 +121,15 @@ def test_answers_file_records_tag_source_and_answers(
         assert recorded["instance_type"]
 
 
+def plan_choices(template: Path) -> tuple[CuratedChoice, ...]:
+    """The images of the template repository's own plan, which the questions offer."""
+    return from_plan_json(template / PLAN_JSON).choices
+
+
 @pytest.mark.parametrize("kind", [*TYPES, "service-cpu"])
-def test_project_is_from_a_curated_image(projects: dict[str, Path], kind: str) -> None:
+def test_project_is_from_a_curated_image(projects: dict[str, Path], template_repo: Path, kind: str) -> None:
     project = projects[kind]
-    tags = {c.tag for c in curated_choices()}
+    tags = {c.tag for c in plan_choices(template_repo)}
     base = answers(project)["base_image"]
     assert base in tags
     dockerfile = (project / "Dockerfile").read_text(encoding="utf-8")
@@ -132,21 +138,37 @@ def test_project_is_from_a_curated_image(projects: dict[str, Path], kind: str) -
     assert devcontainer["image"] == base
 
 
-def test_cpu_project_without_framework_gets_the_plain_base(projects: dict[str, Path]) -> None:
-    plain = [c for c in curated_choices() if c.framework is None]
+def test_cpu_project_without_framework_gets_the_plain_base(
+    projects: dict[str, Path], template_repo: Path
+) -> None:
+    plain = [c for c in plan_choices(template_repo) if c.framework is None]
     assert answers(projects["batch-cpu"])["base_image"] in {c.tag for c in plain}
 
 
 @pytest.mark.parametrize("kind", TYPES)
-def test_dockerfile_runs_as_non_root_with_the_doctor_as_preflight(
+def test_dockerfile_installs_as_root_and_runs_as_the_curated_user(
     projects: dict[str, Path], kind: str
 ) -> None:
-    project = projects[kind]
-    dockerfile = (project / "Dockerfile").read_text(encoding="utf-8")
-    users = re.findall(r"^USER (\S+)", dockerfile, re.M)
-    assert users and users[-1].split(":")[0] not in ("0", "root")
-    assert 'ENTRYPOINT ["/usr/local/bin/imagesmith-preflight"]' in dockerfile
-    assert "imagesmith doctor" in (project / ".imagesmith/preflight.sh").read_text(encoding="utf-8")
+    dockerfile = (projects[kind] / "Dockerfile").read_text(encoding="utf-8")
+    instructions = [line.split(maxsplit=1) for line in dockerfile.splitlines() if line and line[0].isupper()]
+    steps = [(word, rest) for word, rest in instructions]
+    users = [rest for word, rest in steps if word == "USER"]
+    # The curated image ends as uid 1000 with a root-owned venv: the project's layer installs as root...
+    assert users == ["0", "1000:1000"]
+    first_run = next(i for i, (word, _) in enumerate(steps) if word == "RUN")
+    assert steps.index(("USER", "0")) < first_run
+    # ...and the container runs as the user the base image created (no second user, no useradd).
+    last_run = max(i for i, (word, _) in enumerate(steps) if word == "RUN")
+    assert steps.index(("USER", "1000:1000")) > last_run
+    assert not [rest for word, rest in steps if word == "RUN" and "useradd" in rest]
+    # Both builders: no frontend to pull, no BuildKit-only COPY flags.
+    assert not re.match(r"#\s*syntax\s*=", dockerfile)  # a parser directive is only honoured on top
+    assert not [rest for word, rest in steps if word in ("COPY", "ADD") and "--chmod" in rest]
+    assert "RUN chmod 0755 /usr/local/bin/imagesmith-preflight" in dockerfile
+    assert "ARG PROJECT_EXTRAS=\n" in dockerfile
+    assert '    && python -m pip install --no-cache-dir ".${PROJECT_EXTRAS}" \\\n' in dockerfile
+    # A build CA is used and removed in the same RUN, never left in a layer.
+    assert "ARG CA_CERT_URL=\n" in dockerfile and "    && rm -f /tmp/build-ca.pem\n" in dockerfile
 
 
 @pytest.mark.parametrize("kind", [*TYPES, "batch-cpu"])
@@ -181,6 +203,14 @@ def test_kubernetes_manifests_are_valid(projects: dict[str, Path], kind: str) ->
     assert {d["kind"] for d in docs} == expected[kind.removesuffix("-cpu")]
     for doc in docs:
         assert k8s_errors(doc) == [], doc["kind"]
+        if doc["kind"] in ("Job", "CronJob", "Deployment"):
+            # The pods run as the image's user: the curated image's uid/gid 1000.
+            context = pod_spec(doc)["securityContext"]
+            assert (context["runAsUser"], context["runAsGroup"], context["runAsNonRoot"]) == (
+                1000,
+                1000,
+                True,
+            )
 
 
 def test_kubernetes_validation_can_fail(projects: dict[str, Path]) -> None:
