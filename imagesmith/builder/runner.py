@@ -264,8 +264,8 @@ class Builder:
         """The parent in the local engine (pulled by digest when it came from the registry)."""
         if base_facts.repo_digests or "@" not in base_value:
             return base_facts, None
-        repository, _, digest = base_value.partition("@")
-        error = engine.pull(self.client, repository, digest, log)
+        ref = ImageRef.parse(base_value)
+        error = engine.pull(self.client, ref.repository, ref.digest or "", log)
         if error is not None:
             return None, f"cannot pull parent {base_value}: {error}"
         return engine.image_facts(self.client, base_value), None

@@ -27,6 +27,7 @@ KNOWN_TESTS = (
 )
 SCHEMA_KEY = '"schema"'
 IMAGES_KEY = '"images"'
+UNCOVERED_KEY = '"uncovered"'
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,13 +73,22 @@ class PlannedImage:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Uncovered:
+    """A fleet node x framework line pair the plan gives no image (rendered with --allow-uncovered)."""
+
+    node: str
+    line: str
+    why: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class Plan:
     path: Path
     images: tuple[PlannedImage, ...]
     policy: str | None = None
     generated_by: str | None = None
     # Fleet nodes the plan leaves without an image; non-empty only when rendered with --allow-uncovered.
-    uncovered: tuple[str, ...] = ()
+    uncovered: tuple[Uncovered, ...] = ()
 
     @property
     def root(self) -> Path:
@@ -242,9 +252,16 @@ def load(path: Path, *, check_files: bool = True) -> Plan:
         if check_files and not image.context.is_dir():
             raise DataError(f"context directory {image.context} does not exist", where=where)
         seen.add(image.name)
-    uncovered = data.get("uncovered") or []
-    if not isinstance(uncovered, list) or not all(isinstance(u, str) for u in uncovered):
-        raise DataError("'uncovered' must be a list of strings", where=f"{path}:1")
+    raw_uncovered = data.get("uncovered") or []
+    if not isinstance(raw_uncovered, list) or not all(
+        isinstance(u, dict) and all(isinstance(u.get(k), str) for k in ("node", "line", "why"))
+        for u in raw_uncovered
+    ):
+        raise DataError(
+            '\'uncovered\' must be a list of {"node", "line", "why"} objects',
+            where=f"{path}:{_line_of(text, UNCOVERED_KEY)}",
+        )
+    uncovered = [Uncovered(node=u["node"], line=u["line"], why=u["why"]) for u in raw_uncovered]
     return Plan(
         path=path,
         images=images,
@@ -298,7 +315,7 @@ def dumps(
     *,
     generated_by: str,
     policy: str,
-    uncovered: tuple[str, ...] = (),
+    uncovered: tuple[Uncovered, ...] = (),
     root: Path = Path(),
 ) -> str:
     """The text of ``plan.json``; image paths are written relative to ``root`` (the plan's folder)."""
@@ -308,6 +325,6 @@ def dumps(
         "policy": policy,
     }
     if uncovered:
-        document["uncovered"] = list(uncovered)
+        document["uncovered"] = [{"node": u.node, "line": u.line, "why": u.why} for u in uncovered]
     document["images"] = [_entry(image, root) for image in images]
     return json.dumps(document, indent=2) + "\n"

@@ -15,6 +15,7 @@ from functools import cache, lru_cache
 from pathlib import Path
 
 from imagesmith.contract import plan_json
+from imagesmith.contract.labels import ImageLabels
 from imagesmith.contract.tags import parse_framework_tag
 
 PLAN_JSON = Path("base_images") / "plan.json"
@@ -61,7 +62,7 @@ def _unique(names: Iterable[str]) -> tuple[str, ...]:
 
 def _variant(image: plan_json.PlannedImage) -> str:
     # Older plans may lack `variant`; the tag and the label carry it too.
-    variant = image.variant or image.label_dict.get("io.imagesmith.variant")
+    variant = image.variant or ImageLabels.from_labels(image.label_dict).variant
     if variant is None:
         parsed = parse_framework_tag(image.tag)
         variant = parsed.variant if parsed else "base"
@@ -77,15 +78,15 @@ def from_plan_json(path: Path, *, source: str | None = None) -> Catalog:
             aliases=image.aliases,
             framework=image.framework.name if image.framework else None,
             framework_version=image.framework.version if image.framework else None,
-            python=image.python or image.label_dict.get("io.imagesmith.python", ""),
+            python=image.python or ImageLabels.from_labels(image.label_dict).python or "",
             variant=_variant(image),
             cuda=_major_minor(image.cuda_runtime),
             nodes=image.nodes,
         )
         for image in plan.images
     )
-    # `uncovered` entries read "<node> x <framework line>: <why>"; those nodes are fleet too.
-    uncovered = (entry.split(" x ", 1)[0].strip() for entry in plan.uncovered)
+    # Nodes the plan leaves uncovered are fleet too.
+    uncovered = (entry.node for entry in plan.uncovered)
     fleet = _unique([*(node for c in choices for node in c.nodes), *uncovered])
     return Catalog(source=source or str(path), choices=choices, fleet=fleet)
 

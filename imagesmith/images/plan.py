@@ -107,6 +107,9 @@ class PlannedImage:
 class Decision:
     subject: str
     reason: str
+    # For an uncovered pair: the fleet node and the framework line (the subject names both).
+    node: str | None = None
+    line: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -330,7 +333,12 @@ def make_plan(kb: Knowledge, policy: Policy) -> Plan:
                     for c in cands
                 )
                 uncovered.append(
-                    Decision(subject=f"{node} x {line_name}", reason=f"no build runs there ({why})")
+                    Decision(
+                        subject=f"{node} x {line_name}",
+                        reason=f"no build runs there ({why})",
+                        node=node,
+                        line=line_name,
+                    )
                 )
                 coverage.append((line_name, node, "-", "fails"))
             else:

@@ -105,7 +105,12 @@ def plan_text(plan: Plan, *, allow_uncovered: bool = False) -> str:
         contract_images(plan),
         generated_by=f"imagesmith {__version__}",
         policy=Path(plan.policy.source).name,
-        uncovered=tuple(f"{d.subject}: {d.reason}" for d in plan.uncovered) if allow_uncovered else (),
+        uncovered=tuple(
+            plan_json.Uncovered(node=d.node or d.subject, line=d.line or "", why=d.reason)
+            for d in plan.uncovered
+        )
+        if allow_uncovered
+        else (),
     )
 
 

@@ -87,7 +87,9 @@ def test_allow_uncovered_renders_and_says_so(run_cli: RunCli, tmp_path: Path) ->
     assert result.returncode == 0, result.stdout + result.stderr
     assert UNCOVERED in result.stdout
     loaded = plan_json.load(out / "base_images" / "plan.json")
-    assert len(loaded.uncovered) == 1 and loaded.uncovered[0].startswith(f"{UNCOVERED}: no build runs there")
+    assert len(loaded.uncovered) == 1
+    assert f"{loaded.uncovered[0].node} x {loaded.uncovered[0].line}" == UNCOVERED
+    assert loaded.uncovered[0].why.startswith("no build runs there")
     header = (out / "ci" / "images.yml").read_text().split("\nname:")[0]
     assert "--allow-uncovered" in header and f"#   {UNCOVERED}: no build runs there" in header
     # --check follows the same rule: refused without the flag, up to date with it.
