@@ -334,14 +334,7 @@ class Builder:
 
         def failed(error: str, step: str | None = None) -> ImageResult:
             log(f"FAILED: {error}")
-            return replace(
-                result,
-                status=FAILED,
-                error=error,
-                failed_step=step,
-                seconds=time.monotonic() - started,
-                log_tail=tuple(log.tail),
-            )
+            return _failure(result, error, step, started, log)
 
         report("resolving", "")
         base_value, base_facts, error = self._base(image, log)
@@ -459,13 +452,12 @@ class Builder:
         broken = [t for t in tests if not t.ok]
         if broken:
             log(f"FAILED: smoke test {broken[0].name}: {broken[0].detail}")
-            return replace(
+            return _failure(
                 result,
-                status=FAILED,
-                error=f"smoke test {broken[0].name} failed: {broken[0].detail}",
-                failed_step=f"smoke test {broken[0].name}",
-                seconds=time.monotonic() - started,
-                log_tail=tuple(log.tail),
+                f"smoke test {broken[0].name} failed: {broken[0].detail}",
+                f"smoke test {broken[0].name}",
+                started,
+                log,
             )
         engine.tag(self.client, facts.id, (image.tag, *image.aliases))
         log(f"tagged {facts.id} as {', '.join((image.tag, *image.aliases))}")
@@ -482,14 +474,7 @@ class Builder:
                 if error is None:
                     error = engine.push(self.client, ref, log)
                 if error is not None:
-                    return replace(
-                        result,
-                        status=FAILED,
-                        error=f"push of {ref} failed: {error}",
-                        failed_step=f"push {ref}",
-                        seconds=time.monotonic() - started,
-                        log_tail=tuple(log.tail),
-                    )
+                    return _failure(result, f"push of {ref} failed: {error}", f"push {ref}", started, log)
                 pushed.append(ref)
             remote = self._remote(image.tag)
             if remote is not None:
@@ -585,6 +570,19 @@ class Builder:
             Package(name=str(p["name"]), version=str(p.get("version", "")), size=int(str(p.get("size", 0))))
             for p in smoke.parse_inventory(run.stdout)
         )
+
+
+def _failure(
+    result: ImageResult, error: str, step: str | None, started: float, log: _ImageLog
+) -> ImageResult:
+    return replace(
+        result,
+        status=FAILED,
+        error=error,
+        failed_step=step,
+        seconds=time.monotonic() - started,
+        log_tail=tuple(log.tail),
+    )
 
 
 def build(options: BuildOptions, reporter: Reporter, client: Any | None = None) -> list[ImageResult]:

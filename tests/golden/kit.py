@@ -37,6 +37,23 @@ def copier(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def team_policy(
+    registry: str,
+    os_base: str,
+    *,
+    frameworks: str = 'cuda: ["12.9"]',
+    fleet: tuple[str, ...] = ('{name: l4, driver: "575.57.08", gpu: L4}',),
+    variants: str = "[runtime]",
+) -> str:
+    """A team's imagesmith.yaml on the debootstrapped OS base, its images named under ``registry``."""
+    nodes = "".join(f"  - {node}\n" for node in fleet)
+    return (
+        f"schema: 1\nregistry: {registry}\nmaintainer: Team <ml-platform@example.com>\nvendor: team\n"
+        f'bases:\n  bookworm: {{image: {os_base}, python: "3.11", description: Debian 12 (bookworm)}}\n'
+        f'pythons: ["3.11"]\nvariants: {variants}\nframeworks:\n  {frameworks}\nfleet:\n{nodes}'
+    )
+
+
 def team_repository(root: Path, policy: str) -> Path:
     """The team's template repository: this checkout's templates, the team's policy, its rendered plan."""
     root.mkdir(parents=True)

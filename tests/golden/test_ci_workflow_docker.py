@@ -16,20 +16,6 @@ import yaml
 from tests import docker_harness
 from tests.golden import kit
 
-POLICY = """\
-schema: 1
-registry: {registry}/ci
-maintainer: Team <ml-platform@example.com>
-vendor: team
-bases:
-  bookworm: {{image: {os_base}, python: "3.11", description: Debian 12 (bookworm)}}
-pythons: ["3.11"]
-variants: [runtime]
-frameworks:
-  cuda: ["12.9"]
-fleet:
-  - {{name: l4, driver: "575.57.08", gpu: L4}}
-"""
 PUSH_EVENT = re.compile(r"\$\{\{ github\.event_name != 'pull_request' && '([^']*)' \|\| '([^']*)' \}\}")
 
 
@@ -87,9 +73,7 @@ def registry_digest(registry: docker_harness.Registry, tag: str) -> str:
 def test_generated_workflow_builds_each_image_once(
     tmp_path: Path, docker_client: Any, os_base: str, team_registry: docker_harness.Registry
 ) -> None:
-    team = kit.team_repository(
-        tmp_path / "team", POLICY.format(registry=team_registry.address, os_base=os_base)
-    )
+    team = kit.team_repository(tmp_path / "team", kit.team_policy(f"{team_registry.address}/ci", os_base))
     prefix = f"{team_registry.address}/ci/"
     planned = {i["name"]: i for i in kit.plan(team)["images"]}
     assert len(planned) == 2

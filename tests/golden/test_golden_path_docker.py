@@ -12,6 +12,7 @@ PyPI, built, smoke-tested and pushed); `make test` runs it, so CI does.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -21,22 +22,6 @@ from tests import docker_harness
 from tests.golden import kit
 from tests.templates.templates_kit import answers, commit_all, git
 
-POLICY = """\
-schema: 1
-registry: {registry}/team
-maintainer: Team <ml-platform@example.com>
-vendor: team
-bases:
-  bookworm: {{image: {os_base}, python: "3.11", description: Debian 12 (bookworm)}}
-pythons: ["3.11"]
-variants: [runtime, devel]
-frameworks:
-  torch: ["==2.13.0"]
-fleet:
-  - {{name: p6-b200, driver: "580.82.07", gpu: B200}}
-  - {{name: p5-h100, driver: "580.82.07", gpu: H100}}
-"""
-
 
 @pytest.mark.docker
 @pytest.mark.slow
@@ -45,7 +30,17 @@ def test_policy_to_registry_to_project_and_update(
 ) -> None:
     # 1. The team's repository: its policy, rendered by `images render`, committed and tagged.
     team = kit.team_repository(
-        tmp_path / "team-templates", POLICY.format(registry=team_registry.address, os_base=os_base)
+        tmp_path / "team-templates",
+        kit.team_policy(
+            f"{team_registry.address}/team",
+            os_base,
+            frameworks='torch: ["==2.13.0"]',
+            fleet=(
+                '{name: p6-b200, driver: "580.82.07", gpu: B200}',
+                '{name: p5-h100, driver: "580.82.07", gpu: H100}',
+            ),
+            variants="[runtime, devel]",
+        ),
     )
     git(team, "tag", "v1")
     planned = {image["variant"]: image for image in kit.plan(team)["images"]}
@@ -129,7 +124,7 @@ def test_policy_to_registry_to_project_and_update(
     assert (
         libraries["libcudart"]["version"].startswith("13.0") and libraries["libcudart"]["origin"] == "wheel"
     )
-    assert "/site-packages/nvidia/" in libraries["libcudart"]["path"]
+    assert "/site-packages/nvidia/cu13/lib/" in os.path.normpath(libraries["libcudart"]["path"])
     user = kit.run(docker_client, image_id, ["id", "-u"], entrypoint=[])[1].strip()
     assert user == "1000"
 
