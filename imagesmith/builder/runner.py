@@ -28,7 +28,7 @@ from imagesmith.builder.model import (
     ImageResult,
     Package,
 )
-from imagesmith.contract.labels import INPUT_HASH
+from imagesmith.contract.labels import INPUT_HASH, ImageLabels
 from imagesmith.contract.plan_json import Framework, PlannedImage
 from imagesmith.contract.tags import ImageRef
 from imagesmith.errors import EnvironmentProblem
@@ -514,7 +514,15 @@ class Builder:
                 log(f"$ {' '.join(smoke.DOCTOR_COMMAND)}  (exit {run.exit_code})")
                 for line in (run.stdout + run.stderr).splitlines():
                     log(f"  {line}")
-                results.append(smoke.check_doctor(run.exit_code, run.stdout, run.stderr, image.cuda_runtime))
+                results.append(
+                    smoke.check_doctor(
+                        run.exit_code,
+                        run.stdout,
+                        run.stderr,
+                        image.cuda_runtime,
+                        ImageLabels.from_labels(image.label_dict).cudnn,
+                    )
+                )
             elif test == "labels":
                 results.append(smoke.check_labels(facts.labels, image.label_dict, base_facts.labels))
             elif test == "framework-import":

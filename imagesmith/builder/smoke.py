@@ -47,8 +47,11 @@ def _version_matches(found: str, promised: str) -> bool:
     return found.split(".")[: len(want)] == want
 
 
-def check_doctor(exit_code: int, stdout: str, stderr: str, cuda_runtime: str | None) -> TestResult:
-    """The doctor ran, printed its JSON report, and found the libcudart the plan promised."""
+def check_doctor(
+    exit_code: int, stdout: str, stderr: str, cuda_runtime: str | None, cudnn: str | None = None
+) -> TestResult:
+    """The doctor ran, printed its JSON report, and found the libcudart (and cuDNN) the plan promised,
+    from the wheels."""
     try:
         report = json.loads(stdout)
     except ValueError:
@@ -68,11 +71,19 @@ def check_doctor(exit_code: int, stdout: str, stderr: str, cuda_runtime: str | N
     for entry in cudart:
         version = entry.get("version")
         if isinstance(version, str) and _version_matches(version, cuda_runtime):
-            return TestResult(
-                name="doctor",
-                ok=True,
-                detail=f"libcudart {version} at {entry.get('path')} ({entry.get('origin')})",
-            )
+            if entry.get("origin") != "wheel":
+                return TestResult(
+                    name="doctor",
+                    ok=False,
+                    detail=f"libcudart {version} at {entry.get('path')} comes from {entry.get('origin')}, not the wheels",
+                )
+            detail = f"libcudart {version} at {entry.get('path')} (wheel)"
+            if cudnn is not None:
+                found_cudnn = _cudnn_entry(libraries, cudnn)
+                if isinstance(found_cudnn, str):
+                    return TestResult(name="doctor", ok=False, detail=found_cudnn)
+                detail += f"; libcudnn {found_cudnn.get('version')} (wheel)"
+            return TestResult(name="doctor", ok=True, detail=detail)
     if not cudart:
         return TestResult(
             name="doctor", ok=False, detail=f"doctor found no libcudart; the plan promised {cuda_runtime}"
@@ -82,6 +93,20 @@ def check_doctor(exit_code: int, stdout: str, stderr: str, cuda_runtime: str | N
         ok=False,
         detail=f"libcudart {', '.join(found)} does not match the planned CUDA runtime {cuda_runtime}",
     )
+
+
+def _cudnn_entry(libraries: list[object], promised: str) -> dict[str, object] | str:
+    """The libcudnn the doctor resolved, or why it does not keep the promise (same major, from a wheel)."""
+    entries = [
+        e for e in libraries if isinstance(e, dict) and str(e.get("name", "")).startswith("libcudnn.so")
+    ]
+    if not entries:
+        return f"doctor found no libcudnn; the label promises cuDNN {promised}"
+    entry = entries[0]
+    version = str(entry.get("version") or "")
+    if version.split(".")[0] != promised.split(".")[0] or entry.get("origin") != "wheel":
+        return f"libcudnn {version or '?'} from {entry.get('origin')} does not keep the promise cuDNN {promised} (wheel)"
+    return entry
 
 
 def check_labels(

@@ -128,6 +128,70 @@ def test_doctor_verdicts(stdout: str, promised: str | None, ok: bool, says: str)
     assert result.ok is ok and says in result.detail
 
 
+CUDNN = {"name": "libcudnn.so.9", "path": "/v/libcudnn.so.9", "version": "9.20.0.48", "origin": "wheel"}
+
+
+@pytest.mark.parametrize(
+    ("libraries", "ok", "says"),
+    [
+        ((CUDART, CUDNN), True, "libcudnn 9.20.0.48 (wheel)"),
+        ((CUDART,), False, "found no libcudnn"),
+        ((CUDART, {**CUDNN, "version": "8.9.7.29"}), False, "does not keep the promise cuDNN 9.20"),
+        ((CUDART, {**CUDNN, "origin": "dpkg"}), False, "from dpkg"),
+        (({**CUDART, "origin": "dpkg"}, CUDNN), False, "comes from dpkg, not the wheels"),
+    ],
+)
+def test_doctor_checks_cudnn_and_origin(libraries: tuple[dict[str, str], ...], ok: bool, says: str) -> None:
+    result = smoke.check_doctor(1, _doctor(*libraries), "", "12.9", "9.20.0.48")
+    assert result.ok is ok and says in result.detail, result.detail
+
+
+def test_framework_versions_verdicts() -> None:
+    torch = Framework(name="torch", version="2.13.0", variant="cu130", import_name="torch")
+    labels = {"io.imagesmith.cuda": "13.0.2", "io.imagesmith.cudnn": "9.20.0.48"}
+    good = smoke.check_versions(torch, labels, 0, '{"cuda": "13.0", "cudnn": "9.20.0"}\n', "")
+    assert good.ok and "cuda 13.0, cudnn 9.20.0" in good.detail
+    wrong = smoke.check_versions(torch, labels, 0, '{"cuda": "12.8", "cudnn": "9.20.0"}', "")
+    assert not wrong.ok and "reports cuda 12.8; the label says 13.0.2" in wrong.detail
+    tf = Framework(name="tensorflow", version="2.21.0", variant="cuda", import_name="tensorflow")
+    # TensorFlow says only the cuDNN major: compared on what both sides give.
+    assert smoke.check_versions(
+        tf, {**labels, "io.imagesmith.cuda": "12.5"}, 0, '{"cuda": "12.5.1", "cudnn": "9"}', ""
+    ).ok
+    missing = smoke.check_versions(torch, labels, 0, '{"cuda": null, "cudnn": "9.20.0"}', "")
+    assert not missing.ok and "reports no cuda" in missing.detail
+    crashed = smoke.check_versions(torch, labels, 1, "", "ImportError: libcudnn.so.9")
+    assert not crashed.ok and "libcudnn.so.9" in crashed.detail
+
+
+def test_duplicate_verdicts() -> None:
+    site = "/opt/venv/lib/python3.11/site-packages"
+    once = {"libcudart": [f"{site}/nvidia/cu13/lib/libcudart.so.13"]}
+    assert smoke.check_duplicates(0, json.dumps(once), "").ok
+    twice = {
+        "libcublas": [f"{site}/nvidia/cu13/lib/libcublas.so.13", "/usr/local/cuda-13.0/lib64/libcublas.so.13"]
+    }
+    result = smoke.check_duplicates(0, json.dumps(twice), "")
+    assert not result.ok and "libcublas" in result.detail and "/usr/local/cuda-13.0" in result.detail
+    private = {
+        "libcupti": [
+            f"{site}/nvidia/cu13/lib/libcupti.so.13",
+            f"{site}/triton/backends/nvidia/lib/cupti/libcupti.so.12",
+        ]
+    }
+    allowed = smoke.check_duplicates(0, json.dumps(private), "")
+    assert allowed.ok and "private copies loaded by path: 1" in allowed.detail
+    assert not smoke.check_duplicates(1, "", "Traceback").ok
+
+
+def test_command_verdicts() -> None:
+    assert smoke.check_command(
+        "nvcc-compile", 0, "CUDA_HOME=/usr/local/cuda\ncompiled 10 bytes\n", ""
+    ).detail == ("compiled 10 bytes")
+    failed = smoke.check_command("nvcc-compile", 1, "", "ptxas fatal   : Unsupported .version 9.5\n")
+    assert not failed.ok and "Unsupported .version 9.5" in failed.detail
+
+
 def test_label_verdicts() -> None:
     planned = {"a": "1", "b": "2"}
     hash_label = {INPUT_HASH: "sha256:x"}
