@@ -93,3 +93,10 @@ def test_plan_json_refuses_malformed_uncovered(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="'uncovered' must be a list of") as info:
         plan_json.load(path, check_files=False)
     assert info.value.where == f"{path}:3"
+
+
+def test_hand_written_sm_lists_are_read_like_torch_cuda_arch_list() -> None:
+    items = sm.parse_sm("8.0; 8.6+PTX sm_90,compute_120")
+    assert sm.sass_of(items) == ("8.0", "8.6", "sm_90")
+    assert sm.ptx_of(items) == ("8.6", "compute_120")
+    assert sm.parse_sm("none") == () and sm.parse_sm(None) == ()
