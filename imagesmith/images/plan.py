@@ -387,12 +387,21 @@ def _pip_for(c: Candidate, variant: str) -> tuple[tuple[str, ...], str | None]:
         # Pin the local version so PyPI's default build can never win over the variant's index.
         return (f"torch=={c.version}+{c.variant}",), TORCH_INDEX.format(variant=c.variant)
     if c.framework == "jax":
-        return (f"jax[{c.variant}]=={c.version}",), None
+        return (f"jax[{c.variant}]=={c.version}", _runtime_pin(c)), None
     if c.framework == "tensorflow":
-        return (f"tensorflow[and-cuda]=={c.version}",), None
+        return (f"tensorflow[and-cuda]=={c.version}", _runtime_pin(c)), None
     if c.cuda.major >= 13:
         return (f"nvidia-cuda-runtime=={_cuda2(c.cuda)}.*",), None
     return (f"nvidia-cuda-runtime-cu{c.cuda.major}=={_cuda2(c.cuda)}.*",), None
+
+
+def _runtime_pin(c: Candidate) -> str:
+    """The CUDA runtime wheel at the planned release. JAX's and TensorFlow's CUDA extras ask for ranges,
+    so pip takes the newest 12.x: the TensorFlow 2.21 image got libcudart 12.9 under a 12.5 label. The
+    pin keeps the image's runtime what its labels (and so the driver floors) say."""
+    if c.cuda.major >= 13:
+        return f"nvidia-cuda-runtime=={_cuda2(c.cuda)}.*"
+    return f"nvidia-cuda-runtime-cu{c.cuda.major}=={_cuda2(c.cuda)}.*"
 
 
 def _images(

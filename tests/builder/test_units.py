@@ -158,6 +158,13 @@ def test_framework_versions_verdicts() -> None:
     assert smoke.check_versions(
         tf, {**labels, "io.imagesmith.cuda": "12.5"}, 0, '{"cuda": "12.5.1", "cudnn": "9"}', ""
     ).ok
+    # The cuDNN label is the build's floor within its major (pip may install a newer 9.x): JAX found 9.28.
+    jax = Framework(name="jax", version="0.10.0", variant="cuda12", import_name="jax")
+    jax_labels = {"io.imagesmith.cuda": "12.9.1", "io.imagesmith.cudnn": "9.8.0"}
+    newer = smoke.check_versions(jax, jax_labels, 0, '{"cuda": "12.9", "cudnn": "9.28.0"}', "")
+    assert newer.ok and "cudnn 9.28.0 (>= 9.8.0)" in newer.detail
+    assert not smoke.check_versions(jax, jax_labels, 0, '{"cuda": "12.9", "cudnn": "9.7.1"}', "").ok
+    assert not smoke.check_versions(jax, jax_labels, 0, '{"cuda": "12.9", "cudnn": "10.0.0"}', "").ok
     missing = smoke.check_versions(torch, labels, 0, '{"cuda": null, "cudnn": "9.20.0"}', "")
     assert not missing.ok and "reports no cuda" in missing.detail
     crashed = smoke.check_versions(torch, labels, 1, "", "ImportError: libcudnn.so.9")
