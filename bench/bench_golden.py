@@ -270,6 +270,7 @@ def run() -> list[dict[str, Any]]:
         return rows
     finally:
         registry.stop()
+        shutil.rmtree(WORK / "data", ignore_errors=True)  # the pushed blobs: ~20 GB for the whole set
         engine.stop()
 
 

@@ -481,7 +481,7 @@ def _images(
                                 os=base.name,
                             ).to_labels()
                         )
-                        tests = _tests(cand.framework, variant)
+                        tests = _tests(cand.framework, variant, cand.cuda.major)
                         image = PlannedImage(
                             name=name,
                             tag=tag,
@@ -546,9 +546,16 @@ def _base(policy: Policy, base: OsBase) -> PlannedImage:
     )
 
 
-def _tests(framework: str, variant: str) -> tuple[str, ...]:
-    """An image's own smoke tests; the builder adds every ancestor's (so devel re-runs runtime's)."""
+def _tests(framework: str, variant: str, cuda_major: int) -> tuple[str, ...]:
+    """An image's own smoke tests; the builder adds every ancestor's (so devel re-runs runtime's).
+
+    PyPI's CUDA 12 compiler wheel (nvidia-cuda-nvcc-cu12, 12.6.85 and 12.9.86 read) carries ptxas and
+    nvvm but no nvcc driver: a CUDA 12 devel image from PyPI has what Triton and XLA JIT with, and no
+    nvcc to compile or build extensions with. Only CUDA 13 devel images promise (and test) nvcc.
+    """
     if variant == "devel":
+        if cuda_major < 13:
+            return ()
         return ("nvcc-compile",) + (("torch-extension",) if framework == "torch" else ())
     own: tuple[str, ...] = ("doctor", "labels")
     if IMPORTS[framework]:
