@@ -73,7 +73,9 @@ def plan(root: Path) -> dict[str, Any]:
     return data
 
 
-def build_project(client: Any, project: Path, tag: str, *, ca_url: str, extras: str = "[dev]") -> str:
+def build_project(
+    client: Any, project: Path, tag: str, *, ca_url: str, extras: str = "[dev]", nocache: bool = False
+) -> str:
     """``docker build`` of a generated project (classic builder, host network for pip); the image ID."""
     log: list[str] = []
     image_id = None
@@ -82,6 +84,7 @@ def build_project(client: Any, project: Path, tag: str, *, ca_url: str, extras: 
         tag=tag,
         buildargs={"PROJECT_EXTRAS": extras, "CA_CERT_URL": ca_url},
         network_mode="host",
+        nocache=nocache,
         rm=True,
         forcerm=True,
         decode=True,
