@@ -189,6 +189,28 @@ def _project_rows(client: Any, base_image: str, ca_url: str) -> list[dict[str, A
     ]
 
 
+def _build_rows(
+    everything: dict[str, dict[str, Any]], built: dict[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """One row per image: its cold build (build + smoke tests + push), or how it failed."""
+    rows = []
+    for name, image in everything.items():
+        ok = name in built
+        rows.append(
+            {
+                "name": f"golden: {'cold build' if ok else 'FAILED'} {name}",
+                "imagesmith_s": round(image["seconds"], 1),
+                "baseline": "-",
+                "baseline_s": round(image["seconds"], 1) or 1.0,
+                "ratio": 1.0,
+                "note": f"{image['size'] / 1e9:.2f} GB; build + smoke tests ({len(image['tests'])}) + push"
+                if ok
+                else f"{image['status']}: {image.get('failed_step') or image.get('skipped_because')}"[:200],
+            }
+        )
+    return rows
+
+
 def reuse() -> list[dict[str, Any]]:
     """Rows from the manifests a previous run left in bench/.work/golden (IMAGESMITH_BENCH_REUSE=1):
     the cold and no-op builds as measured then, the size accounting read again from the images still
@@ -202,29 +224,7 @@ def reuse() -> list[dict[str, Any]]:
         everything = {n: dict(i) for n, i in everything.items()}
         for image in manifest.values():  # the registry's tags were dropped with it: use the image IDs
             image["tag"] = image["image_id"]
-        rows = [
-            {
-                "name": f"golden: cold build {name}",
-                "imagesmith_s": round(image["seconds"], 1),
-                "baseline": "-",
-                "baseline_s": round(image["seconds"], 1),
-                "ratio": 1.0,
-                "note": f"{image['size'] / 1e9:.2f} GB; build + smoke tests ({len(image['tests'])}) + push",
-            }
-            for name, image in manifest.items()
-        ]
-        rows += [
-            {
-                "name": f"golden: FAILED {name}",
-                "imagesmith_s": round(image["seconds"], 1),
-                "baseline": "-",
-                "baseline_s": round(image["seconds"], 1) or 1.0,
-                "ratio": 1.0,
-                "note": f"{image.get('failed_step') or ''}"[:200],
-            }
-            for name, image in everything.items()
-            if name not in manifest
-        ]
+        rows = _build_rows(everything, manifest)
         cold_s = sum(i["seconds"] for i in manifest.values())
         noop_s = sum(i["seconds"] for n, i in noop.items() if n in manifest)
         rows.append(
@@ -274,19 +274,6 @@ def run() -> list[dict[str, Any]]:
         if cold.returncode not in (0, 1):
             raise RuntimeError(cold.stdout[-3000:] + cold.stderr)
         everything = _manifest("cold")
-        failed = [
-            {
-                "name": f"golden: FAILED {name}",
-                "imagesmith_s": round(image["seconds"], 1),
-                "baseline": "-",
-                "baseline_s": round(image["seconds"], 1) or 1.0,
-                "ratio": 1.0,
-                "note": f"{image['status']}: {image.get('failed_step') or image.get('skipped_because')}: "
-                f"{(image.get('error') or '')[:300]}",
-            }
-            for name, image in everything.items()
-            if image["status"] not in ("built", "unchanged")
-        ]
         manifest = {n: i for n, i in everything.items() if i["status"] in ("built", "unchanged")}
         names = [n for n in names if n in manifest]
         noop_s, noop = _imagesmith("build", *names, *common, "--output-dir", "noop")
@@ -294,17 +281,7 @@ def run() -> list[dict[str, Any]]:
             raise RuntimeError(noop.stdout[-3000:] + noop.stderr)
         assert all(i["status"] == "unchanged" for i in _manifest("noop").values())
         cold_s = sum(i["seconds"] for i in manifest.values())  # the images the no-op covers
-        rows = failed + [
-            {
-                "name": f"golden: cold build {name}",
-                "imagesmith_s": round(image["seconds"], 1),
-                "baseline": "-",
-                "baseline_s": round(image["seconds"], 1),
-                "ratio": 1.0,
-                "note": f"{image['size'] / 1e9:.2f} GB; build + smoke tests ({len(image['tests'])}) + push",
-            }
-            for name, image in manifest.items()
-        ]
+        rows = _build_rows(everything, manifest)
         torch_rt = next((i for i in plan["images"] if i["name"] in manifest and i["variant"] == "runtime"
                          and (i.get("framework") or {}).get("name") == "torch"), None)  # fmt: skip
         with CertServer(read_pem(CA_BUNDLE)) as server:
