@@ -508,62 +508,52 @@ class Builder:
         log: _ImageLog,
     ) -> tuple[smoke.TestResult, ...]:
         results: list[smoke.TestResult] = []
+        framework = self._framework(image)
         for test in self.plan.tests_for(image.name):
-            if test == "doctor":
-                run = engine.run(self.client, facts.id, smoke.DOCTOR_COMMAND)
-                log(f"$ {' '.join(smoke.DOCTOR_COMMAND)}  (exit {run.exit_code})")
-                for line in (run.stdout + run.stderr).splitlines():
-                    log(f"  {line}")
-                results.append(
-                    smoke.check_doctor(
-                        run.exit_code,
-                        run.stdout,
-                        run.stderr,
-                        image.cuda_runtime,
-                        ImageLabels.from_labels(image.label_dict).cudnn,
-                    )
-                )
-            elif test == "labels":
-                results.append(smoke.check_labels(facts.labels, image.label_dict, base_facts.labels))
-            elif test == "framework-import":
-                framework = self._framework(image)
-                if framework is None:
-                    results.append(
-                        smoke.TestResult(name=test, ok=False, detail="declared, but no framework is planned")
-                    )
-                    continue
-                command = smoke.framework_command(framework)
-                run = engine.run(self.client, facts.id, command)
-                log(f"$ {' '.join(command)}  (exit {run.exit_code})")
-                for line in (run.stdout + run.stderr).splitlines()[-20:]:
-                    log(f"  {line}")
-                results.append(smoke.check_framework(framework, run.exit_code, run.stdout, run.stderr))
-            elif test == "framework-versions":
-                framework = self._framework(image)
-                if framework is None:
-                    results.append(
-                        smoke.TestResult(name=test, ok=False, detail="declared, but no framework is planned")
-                    )
-                    continue
-                run = self._run_logged(facts.id, smoke.versions_command(framework), log)
-                results.append(
-                    smoke.check_versions(framework, facts.labels, run.exit_code, run.stdout, run.stderr)
-                )
-            elif test == "cuda-duplicates":
-                run = self._run_logged(facts.id, smoke.DUPLICATES_COMMAND, log, show=False)
-                results.append(smoke.check_duplicates(run.exit_code, run.stdout, run.stderr))
-            elif test in ("nvcc-compile", "torch-extension"):
-                command = smoke.NVCC_COMMAND if test == "nvcc-compile" else smoke.TORCH_EXTENSION_COMMAND
-                run = self._run_logged(facts.id, command, log)
-                results.append(smoke.check_command(test, run.exit_code, run.stdout, run.stderr))
+            results.append(self._one_test(test, image, framework, facts, base_facts, log))
             log(f"test {results[-1].name}: {'ok' if results[-1].ok else 'FAILED'}: {results[-1].detail}")
         return tuple(results)
+
+    def _one_test(
+        self,
+        test: str,
+        image: PlannedImage,
+        framework: Framework | None,
+        facts: engine.ImageFacts,
+        base_facts: engine.ImageFacts,
+        log: _ImageLog,
+    ) -> smoke.TestResult:
+        """Run one declared smoke test in a throwaway container and judge its output (pure, in smoke)."""
+        if test == "labels":
+            return smoke.check_labels(facts.labels, image.label_dict, base_facts.labels)
+        if test == "doctor":
+            run = self._run_logged(facts.id, smoke.DOCTOR_COMMAND, log)
+            cudnn = ImageLabels.from_labels(image.label_dict).cudnn
+            return smoke.check_doctor(run.exit_code, run.stdout, run.stderr, image.cuda_runtime, cudnn)
+        if test == "cuda-duplicates":
+            run = self._run_logged(facts.id, smoke.DUPLICATES_COMMAND, log, show=False)
+            return smoke.check_duplicates(run.exit_code, run.stdout, run.stderr)
+        if test in ("nvcc-compile", "torch-extension"):
+            command = smoke.NVCC_COMMAND if test == "nvcc-compile" else smoke.TORCH_EXTENSION_COMMAND
+            run = self._run_logged(facts.id, command, log)
+            return smoke.check_command(test, run.exit_code, run.stdout, run.stderr)
+        # framework-import and framework-versions ask the nearest planned framework of the ancestry.
+        if framework is None:
+            return smoke.TestResult(name=test, ok=False, detail="declared, but no framework is planned")
+        if test == "framework-import":
+            run = self._run_logged(facts.id, smoke.framework_command(framework), log)
+            return smoke.check_framework(framework, run.exit_code, run.stdout, run.stderr)
+        if test == "framework-versions":
+            run = self._run_logged(facts.id, smoke.versions_command(framework), log)
+            return smoke.check_versions(framework, facts.labels, run.exit_code, run.stdout, run.stderr)
+        return smoke.TestResult(name=test, ok=False, detail=f"unknown smoke test {test!r}")
 
     def _run_logged(
         self, image_id: str, command: list[str], log: _ImageLog, *, show: bool = True
     ) -> engine.RunOutcome:
         run = engine.run(self.client, image_id, command)
-        log(f"$ {command[0]} ... ({len(command)} args, exit {run.exit_code})")
+        shown = " ".join("<script>" if "\n" in arg else arg for arg in command)
+        log(f"$ {shown}  (exit {run.exit_code})")
         if show or run.exit_code != 0:
             for line in (run.stdout + run.stderr).splitlines()[-20:]:
                 log(f"  {line}")

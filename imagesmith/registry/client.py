@@ -7,7 +7,6 @@ HTTP, as the Docker engine assumes for them; every other host HTTPS.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
@@ -190,7 +189,3 @@ class Registry:
         config = self.config(ref, manifest).get("config") or {}
         labels = config.get("Labels") or {}
         return {str(k): str(v) for k, v in labels.items()}
-
-
-def basic_auth(user: str, password: str) -> str:
-    return base64.b64encode(f"{user}:{password}".encode()).decode()

@@ -37,6 +37,16 @@ def copier(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def copy_project(
+    team: Path, dst: Path, *, ref: str = "v1", **answers: str
+) -> subprocess.CompletedProcess[str]:
+    """`copier copy --trust --defaults` from the team's repository at ``ref``, as a user types it."""
+    data = [arg for key, value in answers.items() for arg in ("-d", f"{key}={value}")]
+    return copier(
+        "copy", "--trust", "--defaults", f"--vcs-ref={ref}", *data, str(team), str(dst), cwd=dst.parent
+    )
+
+
 def team_policy(
     registry: str,
     os_base: str,

@@ -83,20 +83,8 @@ def test_policy_to_registry_to_project_and_update(
 
     # 3. A batch project from the team's template repository at its tag: FROM the team's image.
     project = tmp_path / "golden-batch"
-    copied = kit.copier(
-        "copy",
-        "--trust",
-        "--defaults",
-        "--vcs-ref=v1",
-        "-d",
-        "project_type=batch",
-        "-d",
-        "project_name=Golden Batch",
-        "-d",
-        "framework=torch",
-        str(team),
-        str(project),
-        cwd=tmp_path,
+    copied = kit.copy_project(
+        team, project, project_type="batch", project_name="Golden Batch", framework="torch"
     )
     assert copied.returncode == 0, copied.stdout + copied.stderr
     assert answers(project)["base_image"] == runtime["tag"]

@@ -55,22 +55,13 @@ def free_port() -> int:
 
 
 def new_project(team: Team, dst: Path, kind: str) -> Path:
-    copied = kit.copier(
-        "copy",
-        "--trust",
-        "--defaults",
-        "--vcs-ref=v1",
-        "-d",
-        f"project_type={kind}",
-        "-d",
-        f"project_name=Team {kind}",
-        "-d",
-        "framework=none",
-        "-d",
-        f"base_image={team.runtime_tag}",
-        str(team.repo),
-        str(dst),
-        cwd=dst.parent,
+    copied = kit.copy_project(
+        team.repo,
+        dst,
+        project_type=kind,
+        project_name=f"Team {kind}",
+        framework="none",
+        base_image=team.runtime_tag,
     )
     assert copied.returncode == 0, copied.stdout + copied.stderr
     assert f"ARG BASE_IMAGE={team.runtime_tag}\n" in (dst / "Dockerfile").read_text()
