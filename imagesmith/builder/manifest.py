@@ -29,6 +29,7 @@ def to_json(
                 "aliases": list(r.aliases),
                 "status": r.status,
                 "image_id": r.image_id,
+                "digest": r.digest,
                 "repo_digests": list(r.repo_digests),
                 "parent": r.parent,
                 "base": r.base_ref,
@@ -44,6 +45,14 @@ def to_json(
                 "tests": [asdict(t) for t in r.tests],
                 "tests_cached": r.tests_cached,
                 "packages": [asdict(p) for p in r.packages],
+                "sbom": {
+                    "path": os.path.relpath(r.sbom.path, output_dir),
+                    "inside": r.sbom.inside,
+                    "components": r.sbom.components,
+                    "sha256": r.sbom.sha256,
+                }
+                if r.sbom
+                else None,
                 "pushed": list(r.pushed),
                 "failed_step": r.failed_step,
                 "error": r.error,

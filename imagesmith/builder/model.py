@@ -46,6 +46,16 @@ class Package:
 
 
 @dataclass(frozen=True, kw_only=True)
+class SbomFile:
+    """The image's CycloneDX SBOM, copied out of the image (``inside``) next to the manifest (``path``)."""
+
+    path: Path
+    inside: str
+    components: int
+    sha256: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class ImageResult:
     name: str
     tag: str
@@ -71,6 +81,12 @@ class ImageResult:
     error: str | None = None
     log_tail: tuple[str, ...] = ()
     skipped_because: str | None = None
+    sbom: SbomFile | None = None
+
+    @property
+    def digest(self) -> str | None:
+        """The registry manifest digest of the immutable tag (known once pushed or read from the registry)."""
+        return self.repo_digests[0].rsplit("@", 1)[1] if self.repo_digests else None
 
     @property
     def ok(self) -> bool:

@@ -7,6 +7,7 @@ tag a later no-op run would trust), measure, inventory and push.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -17,7 +18,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from imagesmith.builder import engine, inputs, schedule, sizes, smoke, wheel
+from imagesmith.builder import engine, inputs, sbom, schedule, sizes, smoke, wheel
 from imagesmith.builder.certserve import CertServer
 from imagesmith.builder.model import (
     BUILT,
@@ -27,7 +28,9 @@ from imagesmith.builder.model import (
     BuildOptions,
     ImageResult,
     Package,
+    SbomFile,
 )
+from imagesmith.contract import labels as labels_contract
 from imagesmith.contract.labels import INPUT_HASH, ImageLabels
 from imagesmith.contract.plan_json import Framework, PlannedImage
 from imagesmith.contract.tags import ImageRef
@@ -448,6 +451,7 @@ class Builder:
             tests=tests,
             tests_cached=cached is not None,
             packages=packages,
+            sbom=self._sbom(image.name, facts, log),
         )
         broken = [t for t in tests if not t.ok]
         if broken:
@@ -558,6 +562,29 @@ class Builder:
             for line in (run.stdout + run.stderr).splitlines()[-20:]:
                 log(f"  {line}")
         return run
+
+    def _sbom(self, name: str, facts: engine.ImageFacts, log: _ImageLog) -> SbomFile | None:
+        """The SBOM the image carries (its label names the path), copied next to the manifest."""
+        inside = facts.labels.get(labels_contract.SBOM)
+        if not inside:
+            return None
+        run = engine.run(self.client, facts.id, ["cat", inside])
+        if run.exit_code != 0:
+            log(
+                f"the image's SBOM {inside} is unreadable (exit {run.exit_code}): {run.stderr.strip()[-300:]}"
+            )
+            return None
+        target = self.options.output_dir / "sbom" / f"{name}.cdx.json"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(run.stdout, encoding="utf-8")
+        count = len(sbom.read_packages(run.stdout))
+        log(f"SBOM: {count} components ({inside} -> {target})")
+        return SbomFile(
+            path=target,
+            inside=inside,
+            components=count,
+            sha256="sha256:" + hashlib.sha256(run.stdout.encode("utf-8")).hexdigest(),
+        )
 
     def _inventory(self, image_id: str, log: _ImageLog) -> tuple[Package, ...]:
         run = engine.run(self.client, image_id, ["python3", "-c", smoke.INVENTORY_SCRIPT])

@@ -23,6 +23,11 @@ VARIANT = PREFIX + "variant"
 OS = PREFIX + "os"
 # Set by the builder, not the plan: the hash of everything that went into the image.
 INPUT_HASH = PREFIX + "input-hash"
+# Set at render from the image's lock: the fingerprint of the pins it installs ("none": built unlocked).
+LOCK = PREFIX + "lock"
+# Where the image keeps its CycloneDX SBOM (a path inside the image).
+SBOM = PREFIX + "sbom"
+SBOM_PATH = "/opt/imagesmith/sbom.cdx.json"
 
 OCI_TITLE = "org.opencontainers.image.title"
 OCI_DESCRIPTION = "org.opencontainers.image.description"
@@ -89,6 +94,16 @@ class ImageLabels:
             full_driver=_read(labels, FULL_DRIVER),
             sm=parse_sm(labels.get(SM)),
         )
+
+
+def supply_chain(*, lock_digest: str | None) -> dict[str, str]:
+    """The lock and SBOM labels every rendered image carries."""
+    return {LOCK: lock_digest or NONE, SBOM: SBOM_PATH}
+
+
+def lock_of(labels: Mapping[str, str]) -> str | None:
+    """The lock fingerprint an image was built from; None for an unlocked build."""
+    return _read(labels, LOCK)
 
 
 def ours(labels: Mapping[str, str]) -> dict[str, str]:

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from imagesmith.contract.pins import Lock
 from imagesmith.errors import EXIT_NEGATIVE, EXIT_OK, EnvironmentProblem, NegativeAnswer, UsageError
 from imagesmith.images.plan import Plan, make_plan
 from imagesmith.images.policy import load_policy
@@ -131,6 +132,101 @@ def _refuse(plan: Plan, *, allow_uncovered: bool, check: bool) -> None:
         )
 
 
+def _current_locks(plan: Plan, root: Path, *, allow_unlocked: bool, check: bool) -> dict[str, Lock]:
+    """The images' locks that still answer the policy; refuse stale ones, and missing ones unless allowed."""
+    from imagesmith.images import lock
+
+    states = lock.state(plan, lock.read_locks(root, plan))
+    stale = [s for s in states if s.status == "stale"]
+    missing = [s for s in states if s.status == "missing"]
+    verb = "nothing checked" if check else "nothing rendered"
+    if stale:
+        first = stale[0]
+        more = (
+            f" (and {len(stale) - 1} more: {', '.join(s.image for s in stale[1:])})" if len(stale) > 1 else ""
+        )
+        raise NegativeAnswer(
+            f"the lock of {first.image} no longer matches the policy: {first.why}{more}; {verb}",
+            where=str(lock.lock_path(root, first.image)),
+            hint=f"run `imagesmith images lock {' '.join(s.image for s in stale)}`",
+        )
+    if missing and not allow_unlocked:
+        names = [s.image for s in missing]
+        raise NegativeAnswer(
+            f"{len(names)} image(s) have no lock: {', '.join(names)}; {verb}",
+            where=str(lock.lock_path(root, names[0])),
+            hint="run `imagesmith images lock`, or pass --allow-unlocked to render them with floating versions",
+        )
+    for s in missing:
+        click.echo(f"UNLOCKED: {s.image} (no lock; its versions float)", err=True)
+    return {s.image: s.lock for s in states if s.status == "current" and s.lock is not None}
+
+
+@images.command("lock")
+@click.argument("names", nargs=-1)
+@click.option("--policy", type=click.Path(path_type=Path, dir_okay=False), default=None, help=POLICY_HELP)
+@click.option(
+    "--output-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path(),
+    help="Root whose base_images/<image>/requirements.lock files are written (default: the current directory).",
+)
+@click.option(
+    "--upgrade", is_flag=True, help="Re-resolve to the newest versions the policy allows; print what moved."
+)
+@click.option("--index-url", default=None, help="The index the build uses (default: PyPI).")
+@click.option(
+    "--ca-cert",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="CA bundle for the index (a TLS-intercepting proxy).",
+)
+def lock_command(
+    names: tuple[str, ...],
+    policy: Path | None,
+    output_dir: Path,
+    upgrade: bool,
+    index_url: str | None,
+    ca_cert: Path | None,
+) -> int:
+    """Resolve each image's Python packages into base_images/<image>/requirements.lock, with hashes.
+
+    A child resolves within its ancestors' pins and its lock holds only what it adds. Without --upgrade,
+    current locks stay as they are and a changed policy keeps every pin that still fits.
+    """
+    from imagesmith.images import lock
+
+    plan = _plan(policy)
+    index = index_url or lock.PYPI
+    wanted = _selection(plan, names)
+    result = lock.lock_images(
+        plan, output_dir, wanted=wanted, upgrade=upgrade, index=index, ca_cert=ca_cert, echo=click.echo
+    )
+    click.echo(f"{result.locked} locked, {result.current} up to date")
+    return EXIT_OK
+
+
+def _selection(plan: Plan, names: tuple[str, ...]) -> frozenset[str]:
+    """The named images (tags and aliases work too) and their ancestors; all images when none is named."""
+    from imagesmith.errors import UnknownName
+
+    if not names:
+        return frozenset(i.name for i in plan.images)
+    by_ref = {ref: i.name for i in plan.images for ref in (i.name, i.tag, *i.aliases)}
+    chosen: set[str] = set()
+    for name in names:
+        if name not in by_ref:
+            import difflib
+
+            raise UnknownName("image", name, difflib.get_close_matches(name, list(by_ref), n=3))
+        image = plan.image(by_ref[name])
+        chosen.add(image.name)
+        while image.parent:
+            image = plan.image(image.parent)
+            chosen.add(image.name)
+    return frozenset(chosen)
+
+
 @images.command("render")
 @click.option("--policy", type=click.Path(path_type=Path, dir_okay=False), default=None, help=POLICY_HELP)
 @click.option(
@@ -149,17 +245,26 @@ def _refuse(plan: Plan, *, allow_uncovered: bool, check: bool) -> None:
     is_flag=True,
     help="Render even if some fleet nodes get no image; plan.json and ci/images.yml then name them.",
 )
-def render_command(policy: Path | None, output_dir: Path, check: bool, allow_uncovered: bool) -> int:
+@click.option(
+    "--allow-unlocked",
+    is_flag=True,
+    help="Render images that have no lock yet, with floating versions (labelled io.imagesmith.lock=none).",
+)
+def render_command(
+    policy: Path | None, output_dir: Path, check: bool, allow_uncovered: bool, allow_unlocked: bool
+) -> int:
     """Write base_images/<image>/Dockerfile, base_images/plan.json, ci/images.yml and ci/docker-bake.json.
 
     Refuses (exit 1, writing nothing) a plan that leaves a fleet node without an image, unless
-    --allow-uncovered; refuses (exit 2) a plan with no images. Removes only image directories it generated.
+    --allow-uncovered; an image whose lock no longer matches the policy (always) or has no lock (unless
+    --allow-unlocked); refuses (exit 2) a plan with no images. Removes only image directories it generated.
     """
     from imagesmith.images.render import differences, render_files, write
 
     plan = _plan(policy)
     _refuse(plan, allow_uncovered=allow_uncovered, check=check)
-    rendered = render_files(plan, allow_uncovered=allow_uncovered)
+    current = _current_locks(plan, output_dir, allow_unlocked=allow_unlocked, check=check)
+    rendered = render_files(plan, locks=current, allow_uncovered=allow_uncovered)
     if check:
         try:
             diffs = differences(rendered, output_dir)
@@ -192,3 +297,15 @@ def render_command(policy: Path | None, output_dir: Path, check: bool, allow_unc
         )
         _echo_uncovered(plan)
     return EXIT_OK
+
+
+def _register_project_side() -> None:
+    # `images bump` and `images diff` live with what they read (the project's Dockerfile, built images).
+    from imagesmith.builder.diff_cli import diff_command
+    from imagesmith.templating.cli import bump_command
+
+    images.add_command(bump_command)
+    images.add_command(diff_command)
+
+
+_register_project_side()

@@ -143,6 +143,18 @@ class Registry:
         self._token[scope] = f"Bearer {token}"
 
     # -- the API ----------------------------------------------------------------------------------------
+    def digest(self, ref: ImageRef) -> str | None:
+        """The digest ``ref``'s tag points at now (an index's own digest for a multi-platform image), or
+        None when the registry has no such tag: what ``FROM tag@digest`` pins."""
+        path = ref.path if ref.registry else (ref.path if "/" in ref.path else f"library/{ref.path}")
+        answer = self._request(
+            f"/v2/{path}/manifests/{ref.tag_or_latest}", MANIFEST_TYPES, f"repository:{path}:pull"
+        )
+        if answer is None:
+            return None
+        body, headers = answer
+        return headers.get("docker-content-digest") or f"sha256:{hashlib.sha256(body).hexdigest()}"
+
     def manifest(self, ref: ImageRef, *, platform: tuple[str, str] = ("linux", "amd64")) -> Manifest | None:
         """The image manifest ``ref`` names (an index is resolved to ``platform``), or None when absent."""
         path = ref.path if ref.registry else (ref.path if "/" in ref.path else f"library/{ref.path}")

@@ -20,7 +20,7 @@ from jinja2.runtime import Context
 from imagesmith.errors import ImagesmithError
 from imagesmith.images import catalog
 from imagesmith.images.catalog import Catalog
-from imagesmith.templating import images, resources
+from imagesmith.templating import images, pins, resources
 
 T = TypeVar("T")
 
@@ -217,6 +217,21 @@ def resource_error(value: object, name: str, minimum: int = 0) -> str:
     return ""
 
 
+@pass_context
+def constraints(ctx: Context, base_image: object) -> str:
+    """The curated image's pins as a constraints file, from the template repository's locks."""
+    return pins.constraints_for(template_source(ctx), _optional(base_image) or "")
+
+
+def pinned(base_image: object, pin: object = False) -> pins.DigestAnswer:
+    """``tag@sha256:...`` for the FROM line when ``pin`` (resolved in the registry now), with the reason
+    when it cannot be; the tag alone when not pinning."""
+    ref = _optional(base_image) or ""
+    if str(pin).lower() not in ("true", "1", "yes"):
+        return pins.DigestAnswer(ref=ref, digest=None, why_not=None)
+    return pins.resolve_digest(ref)
+
+
 class ImagesmithExtension(Extension):
     """Registers ``imagesmith_*`` globals for ``copier.yml`` and the templates."""
 
@@ -230,4 +245,6 @@ class ImagesmithExtension(Extension):
             imagesmith_default_python=default_python,
             imagesmith_instance_type=instance_type,
             imagesmith_resource_error=resource_error,
+            imagesmith_constraints=constraints,
+            imagesmith_pinned=pinned,
         )

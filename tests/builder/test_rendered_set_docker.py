@@ -52,6 +52,8 @@ class Rendered:
 def rendered(tmp_path_factory: pytest.TempPathFactory, docker_client: Any, os_base: str) -> Rendered:
     tmp_path = tmp_path_factory.mktemp("rendered")
     (tmp_path / "imagesmith.yaml").write_text(POLICY)
+    locked = imagesmith("images", "lock", "--ca-cert", "/etc/ssl/certs/ca-certificates.crt", cwd=tmp_path)
+    assert locked.returncode == 0, locked.stdout + locked.stderr
     result = imagesmith("images", "render", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     plan = json.loads((tmp_path / "base_images" / "plan.json").read_text())

@@ -65,11 +65,14 @@ def team_policy(
 
 
 def team_repository(root: Path, policy: str) -> Path:
-    """The team's template repository: this checkout's templates, the team's policy, its rendered plan."""
+    """The team's template repository: this checkout's templates, the team's policy, its locks (resolved for
+    real against PyPI by uv) and its rendered plan, as the team commits them."""
     root.mkdir(parents=True)
     shutil.copy2(REPO / "copier.yml", root / "copier.yml")
     shutil.copytree(REPO / "templates", root / "templates")
     (root / "imagesmith.yaml").write_text(policy, encoding="utf-8")
+    locked = imagesmith("images", "lock", "--ca-cert", str(HOST_CA), cwd=root)
+    assert locked.returncode == 0, locked.stdout + locked.stderr
     rendered = imagesmith("images", "render", cwd=root)
     assert rendered.returncode == 0, rendered.stdout + rendered.stderr
     git(root, "init", "-q", "-b", "main")

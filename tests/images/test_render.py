@@ -15,17 +15,32 @@ ACTIONLINT = Path(__file__).resolve().parents[2] / "tools" / "actionlint" / "run
 
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory: pytest.TempPathFactory, repo: Path) -> Path:
+    """The embedded default rendered afresh with this checkout's locks (so both locked Dockerfiles and the
+    unlocked cu126 ones, whose index this sandbox cannot reach, are linted)."""
     out = tmp_path_factory.mktemp("render")
+    for lock in (repo / "base_images").glob("*/requirements.lock"):
+        (out / "base_images" / lock.parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copy(lock, out / "base_images" / lock.parent.name / lock.name)
     exe = Path(sys.executable).with_name("imagesmith")
     subprocess.run(
-        [str(exe), "images", "render", "--output-dir", str(out)], check=True, cwd=repo, capture_output=True
+        [str(exe), "images", "render", "--allow-unlocked", "--output-dir", str(out)],
+        check=True,
+        cwd=repo,
+        capture_output=True,
     )
     return out
 
 
 def test_committed_files_are_up_to_date(run_cli, repo: Path) -> None:  # type: ignore[no-untyped-def]
-    result = run_cli("images", "render", "--check", cwd=repo)
+    result = run_cli("images", "render", "--check", "--allow-unlocked", cwd=repo)
     assert result.returncode == 0, result.stdout + result.stderr
+    # Only the images whose index (download.pytorch.org) this sandbox cannot reach are unlocked.
+    unlocked = sorted(line.split()[1] for line in result.stderr.splitlines() if line.startswith("UNLOCKED:"))
+    assert unlocked and all("-cu126-" in name for name in unlocked), result.stderr
+    locked = [p.parent.name for p in (repo / "base_images").glob("*/requirements.lock")]
+    assert len(locked) + len(unlocked) == len(
+        json.loads((repo / "base_images" / "plan.json").read_text())["images"]
+    )
 
 
 def test_check_detects_drift_and_stale_dirs(run_cli, rendered: Path, tmp_path: Path, repo: Path) -> None:  # type: ignore[no-untyped-def]
@@ -37,13 +52,13 @@ def test_check_detects_drift_and_stale_dirs(run_cli, rendered: Path, tmp_path: P
     # A directory imagesmith generated once (its Dockerfile carries the header) and no longer plans.
     (copy / "base_images" / "old-image").mkdir()
     shutil.copy(dockerfile, copy / "base_images" / "old-image" / "Dockerfile")
-    result = run_cli("images", "render", "--check", cwd=copy)
+    result = run_cli("images", "render", "--check", "--allow-unlocked", cwd=copy)
     assert result.returncode == 1
     assert f"out of date: base_images/{dockerfile.parent.name}/Dockerfile" in result.stdout
     assert "stale: base_images/old-image/" in result.stdout
-    fixed = run_cli("images", "render", cwd=copy)
+    fixed = run_cli("images", "render", "--allow-unlocked", cwd=copy)
     assert fixed.returncode == 0 and not (copy / "base_images" / "old-image").exists()
-    assert run_cli("images", "render", "--check", cwd=copy).returncode == 0
+    assert run_cli("images", "render", "--check", "--allow-unlocked", cwd=copy).returncode == 0
 
 
 def test_dockerfiles_pass_hadolint(rendered: Path) -> None:

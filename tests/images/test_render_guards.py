@@ -57,7 +57,10 @@ def tree(root: Path) -> dict[str, bytes]:
 
 
 def render(run_cli: RunCli, policy: Path, out: Path, *flags: str) -> subprocess.CompletedProcess[str]:
-    return run_cli("images", "render", "--policy", str(policy), "--output-dir", str(out), *flags)
+    # Locks are not what these tests are about (tests/images/test_lock.py is).
+    return run_cli(
+        "images", "render", "--allow-unlocked", "--policy", str(policy), "--output-dir", str(out), *flags
+    )
 
 
 # ---- 1. uncovered fleet nodes ---------------------------------------------------------------------------

@@ -42,8 +42,8 @@ def make_v2(template: Path) -> None:
         ),
         ("    IMAGESMITH_PREFLIGHT=", "    LOG_LEVEL={{ log_level }} \\\n    IMAGESMITH_PREFLIGHT="),
         (
-            '    && python -m pip install --no-cache-dir ".${PROJECT_EXTRAS}" \\\n',
-            '    && python -m pip install --no-cache-dir --no-compile ".${PROJECT_EXTRAS}" \\\n',
+            '    && python -m imagesmith.guard pip install --no-cache-dir ".${PROJECT_EXTRAS}" \\\n',
+            '    && python -m imagesmith.guard pip install --no-cache-dir --no-compile ".${PROJECT_EXTRAS}" \\\n',
         ),
     ]:
         assert old in text, old

@@ -55,6 +55,9 @@ def clone_template(dst: Path, *, policy: str | None = None) -> Path:
         shutil.copy2(REPO / "imagesmith.yaml", dst / "imagesmith.yaml")
         (dst / PLAN_JSON).parent.mkdir(parents=True)
         shutil.copy2(REPO / PLAN_JSON, dst / PLAN_JSON)
+        for lock in (REPO / "base_images").glob("*/requirements.lock"):  # the team commits its locks
+            (dst / "base_images" / lock.parent.name).mkdir(exist_ok=True)
+            shutil.copy2(lock, dst / "base_images" / lock.parent.name / lock.name)
     else:
         set_policy(dst, policy)
     git(dst, "init", "-q", "-b", "main")
@@ -70,6 +73,7 @@ def set_policy(template: Path, policy: str) -> None:
             str(VENV_BIN / "imagesmith"),
             "images",
             "render",
+            "--allow-unlocked",  # the plan's choices are what these tests read; test_lock.py locks
             "--policy",
             str(template / "imagesmith.yaml"),
             "--output-dir",

@@ -37,6 +37,7 @@ COMMON_FILES = [
     ".dockerignore",
     "Dockerfile",
     ".imagesmith/preflight.sh",
+    ".imagesmith/constraints.txt",
     ".github/workflows/ci.yml",
     ".pre-commit-config.yaml",
     ".devcontainer/devcontainer.json",
@@ -166,7 +167,9 @@ def test_dockerfile_installs_as_root_and_runs_as_the_curated_user(
     assert not [rest for word, rest in steps if word in ("COPY", "ADD") and "--chmod" in rest]
     assert "RUN chmod 0755 /usr/local/bin/imagesmith-preflight" in dockerfile
     assert "ARG PROJECT_EXTRAS=\n" in dockerfile
-    assert '    && python -m pip install --no-cache-dir ".${PROJECT_EXTRAS}" \\\n' in dockerfile
+    assert (
+        '    && python -m imagesmith.guard pip install --no-cache-dir ".${PROJECT_EXTRAS}" \\\n' in dockerfile
+    )
     # A build CA is used and removed in the same RUN, never left in a layer.
     assert "ARG CA_CERT_URL=\n" in dockerfile and "    && rm -f /tmp/build-ca.pem\n" in dockerfile
 

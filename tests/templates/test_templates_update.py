@@ -84,8 +84,8 @@ def test_conflicting_edit_leaves_inline_markers_and_an_unmerged_index(
     project = start_project(template_repo, tmp_path / "p", ref="v1", project_type="library")
     dockerfile = project / "Dockerfile"
     text = dockerfile.read_text(encoding="utf-8")
-    template_line = '    && python -m pip install --no-cache-dir ".${PROJECT_EXTRAS}" \\\n'
-    user_line = '    && python -m pip install --no-cache-dir --require-hashes ".${PROJECT_EXTRAS}" \\\n'
+    template_line = '    && python -m imagesmith.guard pip install --no-cache-dir ".${PROJECT_EXTRAS}" \\\n'
+    user_line = '    && python -m imagesmith.guard pip install --no-cache-dir --require-hashes ".${PROJECT_EXTRAS}" \\\n'
     assert template_line in text
     dockerfile.write_text(text.replace(template_line, user_line))
     commit_all(project, "user pins hashes")
@@ -96,7 +96,10 @@ def test_conflicting_edit_leaves_inline_markers_and_an_unmerged_index(
     assert "<<<<<<< before updating" in merged
     assert ">>>>>>> after updating" in merged
     assert user_line in merged
-    assert '    && python -m pip install --no-cache-dir --no-compile ".${PROJECT_EXTRAS}" \\\n' in merged
+    assert (
+        '    && python -m imagesmith.guard pip install --no-cache-dir --no-compile ".${PROJECT_EXTRAS}" \\\n'
+        in merged
+    )
     unmerged = git(project, "ls-files", "-u")
     assert "Dockerfile" in unmerged
     assert {line.split()[2] for line in unmerged.splitlines()} == {"1", "2", "3"}
