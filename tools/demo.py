@@ -3,7 +3,8 @@
 1. validate the sourced compatibility data;
 2. answer a few "will this run?" questions a platform team asks every week;
 3. plan the curated image set for the default fleet (with the reasons for what was left out);
-4. render the Dockerfiles, plan.json, the CI workflow and the bake file into build/demo/;
+4. lock the PyPI-default torch runtime (uv, with hashes) and render the Dockerfiles, plan.json, the CI
+   workflow and the bake file into build/demo/;
 5. show that the committed base_images/ and ci/ match what the policy renders;
 6. set up a Docker engine as `make test` does (dockerd started when none answers, the OS base from
    debootstrap) and build the base image and the PyPI-default torch runtime image for real (a 5 GB
@@ -24,6 +25,7 @@ sys.path.insert(0, str(REPO))  # the engine harness lives with the tests: one wa
 HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 EXE = str(Path(sys.executable).with_name("imagesmith"))
 OUT = REPO / "build" / "demo"
+PYPI_TORCH = "torch-2.13.0-cu130-py3.11-bookworm-runtime"  # what a plain `pip install torch==2.13.0` gets
 
 
 def step(title: str, *args: str, allow: tuple[int, ...] = (0,)) -> None:
@@ -71,8 +73,19 @@ def main() -> int:
         "torch",
     )
     step("Plan the curated images for the default fleet", "images", "plan", "--explain")
-    step("Render them", "images", "render", "--output-dir", str(OUT))
-    step("Check the committed files match the policy", "images", "render", "--check")
+    ca = ["--ca-cert", str(HOST_CA)] if HOST_CA.is_file() else []
+    # Lock what the demo builds (uv resolves it against PyPI, with hashes; the base's lock comes with it);
+    # the PyTorch-index (cu126) images cannot be locked without download.pytorch.org, so the render
+    # below allows them unlocked and names them.
+    step("Lock the PyPI-default torch runtime", "images", "lock", "--output-dir", str(OUT), *ca, PYPI_TORCH)
+    step("Render the plan", "images", "render", "--allow-unlocked", "--output-dir", str(OUT))
+    step(
+        "Check the committed files match the policy and its locks",
+        "images",
+        "render",
+        "--check",
+        "--allow-unlocked",
+    )
     return build_for_real()
 
 

@@ -31,6 +31,10 @@ def imagesmith(*args: str, cwd: Path, timeout: int = 3000) -> subprocess.Complet
     )
 
 
+def subprocess_run(args: list[str], *, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=600, check=False)
+
+
 def copier(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(VENV_BIN / "copier"), *args], cwd=cwd, capture_output=True, text=True, timeout=600, check=False
@@ -86,16 +90,24 @@ def plan(root: Path) -> dict[str, Any]:
     return data
 
 
-def build_project(
-    client: Any, project: Path, tag: str, *, ca_url: str, extras: str = "[dev]", nocache: bool = False
-) -> str:
-    """``docker build`` of a generated project (classic builder, host network for pip); the image ID."""
+def try_build_project(
+    client: Any,
+    project: Path,
+    tag: str,
+    *,
+    ca_url: str,
+    extras: str = "[dev]",
+    nocache: bool = False,
+    **build_args: str,
+) -> tuple[str | None, str]:
+    """``docker build`` of a generated project (classic builder, host network for pip): the image ID (None
+    when the build failed) and the build's output."""
     log: list[str] = []
     image_id = None
     for chunk in client.api.build(
         path=str(project),
         tag=tag,
-        buildargs={"PROJECT_EXTRAS": extras, "CA_CERT_URL": ca_url},
+        buildargs={"PROJECT_EXTRAS": extras, "CA_CERT_URL": ca_url, **build_args},
         network_mode="host",
         nocache=nocache,
         rm=True,
@@ -107,9 +119,27 @@ def build_project(
         if "aux" in chunk and isinstance(chunk["aux"], dict) and "ID" in chunk["aux"]:
             image_id = str(chunk["aux"]["ID"])
         if "error" in chunk:
-            raise AssertionError(f"project build failed: {chunk['error']}\n{''.join(log)[-4000:]}")
-    assert image_id, "".join(log)[-4000:]
+            log.append(f"ERROR: {chunk['error']}\n")
+            return None, "".join(log)
+    return image_id, "".join(log)
+
+
+def build_project(
+    client: Any, project: Path, tag: str, *, ca_url: str, extras: str = "[dev]", nocache: bool = False
+) -> str:
+    """``docker build`` of a generated project; the image ID (a failed build fails the test, with its log)."""
+    image_id, log = try_build_project(client, project, tag, ca_url=ca_url, extras=extras, nocache=nocache)
+    assert image_id, f"project build failed:\n{log[-4000:]}"
     return image_id
+
+
+def add_dependency(project: Path, requirement: str) -> None:
+    """Add a requirement to the generated project's pyproject.toml, as its author would."""
+    path = project / "pyproject.toml"
+    text = path.read_text(encoding="utf-8")
+    marker = "dependencies = ["
+    assert marker in text, text
+    path.write_text(text.replace(marker, f'{marker}"{requirement}", ', 1), encoding="utf-8")
 
 
 def run(

@@ -88,9 +88,32 @@ def test_policy_to_registry_to_project_and_update(
     )
     assert copied.returncode == 0, copied.stdout + copied.stderr
     assert answers(project)["base_image"] == runtime["tag"]
-    assert f"ARG BASE_IMAGE={runtime['tag']}\n" in (project / "Dockerfile").read_text()
+    # A batch job builds FROM exactly the image that was pushed and tested: its registry digest.
+    assert (
+        f"ARG BASE_IMAGE={runtime['tag']}@{manifest[runtime['name']]['digest']}\n"
+        in (project / "Dockerfile").read_text()
+    )
+    # The project's constraints for local development and CI are the image's: torch at the image's pin.
+    constraints = (project / ".imagesmith" / "constraints.txt").read_text()
+    assert "\ntorch==2.13.0\n" in constraints and "nvidia-cudnn-cu13==" in constraints
     git(project, "init", "-q", "-b", "main")
     commit_all(project, "start from the template")
+
+    # 3b. The curated image guards its stack: a project asking for another torch fails in one line.
+    kit.add_dependency(project, "torch>=2.14")
+    with kit.ca_server() as ca_url:
+        refused, log = kit.try_build_project(docker_client, project, "golden-batch:refused", ca_url=ca_url)
+    assert refused is None, log[-3000:]
+    verdict = [line for line in log.splitlines() if line.startswith("imagesmith: ")]
+    assert verdict == [
+        "imagesmith: golden-batch 0.1.0 requires torch>=2.14, but the curated image pins torch==2.13.0"
+        " (/opt/imagesmith/constraints.txt): keep the image's torch (relax the requirement), or choose another"
+        " curated image; a deliberate override is `--build-arg IMAGE_PINS=off`"
+    ], log[-3000:]
+    git(project, "checkout", "--", "pyproject.toml")
+    # A new package is no conflict (the project image below is built with it).
+    kit.add_dependency(project, "tabulate")
+    commit_all(project, "tabulate for the report")
 
     # 4. The project image, built FROM the pushed curated image: its tests, its command, the doctor.
     with kit.ca_server() as ca_url:
@@ -98,6 +121,13 @@ def test_policy_to_registry_to_project_and_update(
     code, output = kit.project_tests(docker_client, image_id, project)
     assert code == 0, output
     assert " passed" in output
+    code, out, _err = kit.run(
+        docker_client,
+        image_id,
+        ["python", "-c", "import tabulate, torch; print(torch.__version__)"],
+        entrypoint=[],
+    )
+    assert code == 0 and out.strip() == "2.13.0+cu130", out  # the image's torch, not a newer one
     node = kit.gpu_node_mounts(
         tmp_path / "node", driver="580.95.05", cuda=13000, gpu="NVIDIA H100 80GB HBM3", cc=(9, 0)
     )

@@ -25,9 +25,10 @@ from tests.templates.templates_kit import commit_all, git
 
 
 class Team:
-    def __init__(self, repo: Path, runtime_tag: str) -> None:
+    def __init__(self, repo: Path, runtime_tag: str, digest: str) -> None:
         self.repo = repo
         self.runtime_tag = runtime_tag
+        self.digest = digest  # the pushed runtime image's registry digest, from the build manifest
 
 
 @pytest.fixture(scope="module")
@@ -41,11 +42,14 @@ def team(
     repo = kit.team_repository(root / "team", kit.team_policy(f"{team_registry.address}/projects", os_base))
     git(repo, "tag", "v1")
     built = kit.imagesmith(
-        "build", "--ca-cert", str(kit.HOST_CA), "--output-dir", str(root / "out"), cwd=repo
+        "build", "--push", "--ca-cert", str(kit.HOST_CA), "--output-dir", str(root / "out"), cwd=repo
     )
     assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-2000:]
     runtime = next(i for i in kit.plan(repo)["images"] if i["variant"] == "runtime")
-    return Team(repo, runtime["tag"])
+    manifest = json.loads((root / "out" / "manifest.json").read_text())
+    digest = next(i["digest"] for i in manifest["images"] if i["name"] == runtime["name"])
+    assert digest and digest.startswith("sha256:")
+    return Team(repo, runtime["tag"], digest)
 
 
 def free_port() -> int:
@@ -64,7 +68,9 @@ def new_project(team: Team, dst: Path, kind: str) -> Path:
         base_image=team.runtime_tag,
     )
     assert copied.returncode == 0, copied.stdout + copied.stderr
-    assert f"ARG BASE_IMAGE={team.runtime_tag}\n" in (dst / "Dockerfile").read_text()
+    # Services and batch jobs build FROM exactly the pushed image (its digest); a library follows the tag.
+    pinned = f"@{team.digest}" if kind != "library" else ""
+    assert f"ARG BASE_IMAGE={team.runtime_tag}{pinned}\n" in (dst / "Dockerfile").read_text()
     git(dst, "init", "-q", "-b", "main")
     commit_all(dst, "start")
     return dst
@@ -125,3 +131,81 @@ def test_project_builds_from_the_curated_image_and_runs(
             container.remove(force=True)
         assert answer is not None, logs
         assert answer["score"] == 2.0 and answer["model"]["name"] == "team-service", answer
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_a_project_cannot_silently_replace_the_images_packages(
+    team: Team, docker_client: Any, tmp_path: Path
+) -> None:
+    project = new_project(team, tmp_path / "guarded", "library")
+    # The image pins pyelftools 0.33 (the doctor's); a project that wants an older one fails in one line.
+    kit.add_dependency(project, "pyelftools<0.33")
+    commit_all(project, "wants an older pyelftools")
+    with kit.ca_server() as ca_url:
+        image, log = kit.try_build_project(docker_client, project, "guarded:refused", ca_url=ca_url)
+    assert image is None, log[-3000:]
+    verdicts = [line for line in log.splitlines() if line.startswith("imagesmith: ")]
+    assert verdicts == [
+        "imagesmith: team-library 0.1.0 requires pyelftools<0.33, but the curated image pins pyelftools==0.33"
+        " (/opt/imagesmith/constraints.txt): keep the image's pyelftools (relax the requirement), or choose"
+        " another curated image; a deliberate override is `--build-arg IMAGE_PINS=off`"
+    ], log[-3000:]
+    # The deliberate override builds, and the image then has what the project asked for.
+    with kit.ca_server() as ca_url:
+        image, log = kit.try_build_project(
+            docker_client, project, "guarded:override", ca_url=ca_url, IMAGE_PINS="off"
+        )
+    assert image is not None, log[-3000:]
+    assert "IMAGE_PINS=off: installing without the curated image's pins" in log
+    code, out, _ = kit.run(
+        docker_client, image, ["python", "-c", "import elftools; print(elftools.__version__)"], entrypoint=[]
+    )
+    assert code == 0 and out.strip().startswith("0.32"), out
+    # A new package is no conflict: it installs next to the image's pins, which stay as they were.
+    project2 = new_project(team, tmp_path / "adds", "library")
+    kit.add_dependency(project2, "tabulate")
+    with kit.ca_server() as ca_url:
+        image = kit.build_project(docker_client, project2, "adds:test", ca_url=ca_url)
+    code, out, _ = kit.run(
+        docker_client,
+        image,
+        ["python", "-c", "import tabulate, elftools; print(elftools.__version__)"],
+        entrypoint=[],
+    )
+    assert code == 0 and out.strip() == "0.33", out
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_bump_moves_the_digest_pin_and_says_what_changed(
+    team: Team, docker_client: Any, tmp_path: Path, team_registry: docker_harness.Registry
+) -> None:
+    project = new_project(team, tmp_path / "pinned", "service")
+    bump = [str(kit.VENV_BIN / "imagesmith"), "images", "bump"]
+    same = kit.subprocess_run([*bump, "--check"], cwd=project)
+    assert same.returncode == 0 and f"up to date: {team.runtime_tag}@{team.digest}" in same.stdout
+    # Someone pushes another image under the tag (here the team's base image, bypassing imagesmith's guard).
+    base_tag = next(i["tag"] for i in kit.plan(team.repo)["images"] if i["variant"] == "base")
+    original = docker_client.images.get(team.runtime_tag)
+    docker_client.images.get(base_tag).tag(team.runtime_tag)
+    try:
+        docker_client.images.push(team.runtime_tag)
+        moved = kit.subprocess_run([*bump, "--check"], cwd=project)
+        assert moved.returncode == 1, moved.stdout + moved.stderr
+        first = moved.stdout.splitlines()[0]
+        assert first.startswith(f"{team.runtime_tag}: {team.digest} -> sha256:"), moved.stdout
+        assert "  io.imagesmith.cuda: 12.9 -> -" in moved.stdout  # what the move changes, from the labels
+        assert f"@{team.digest}" in (project / "Dockerfile").read_text()  # --check changed nothing
+        applied = kit.subprocess_run(bump, cwd=project)
+        assert applied.returncode == 0, applied.stdout + applied.stderr
+        new_digest = first.rsplit(" -> ", 1)[1]
+        dockerfile = (project / "Dockerfile").read_text()
+        assert f"ARG BASE_IMAGE={team.runtime_tag}@{new_digest}\n" in dockerfile
+        assert (
+            dockerfile.count("ARG BASE_IMAGE=") == 1 and "USER 1000:1000" in dockerfile
+        )  # only the pin moved
+        assert kit.subprocess_run([*bump, "--check"], cwd=project).returncode == 0
+    finally:
+        original.tag(team.runtime_tag)
+        docker_client.images.push(team.runtime_tag)
