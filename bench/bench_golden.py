@@ -253,7 +253,12 @@ def run() -> list[dict[str, Any]]:
     try:
         os_base = docker_harness.os_base(engine.client)
         (WORK / "imagesmith.yaml").write_text(_policy(registry.address, os_base), encoding="utf-8")
-        _, rendered = _imagesmith("images", "render")
+        # The checkout's locks (the registry and OS base image are not lock inputs); the PyTorch-index
+        # images have none here and stay unlocked, and _buildable leaves them out anyway.
+        for lock in (REPO / "base_images").glob("*/requirements.lock"):
+            (WORK / "base_images" / lock.parent.name).mkdir(parents=True, exist_ok=True)
+            shutil.copy(lock, WORK / "base_images" / lock.parent.name / lock.name)
+        _, rendered = _imagesmith("images", "render", "--allow-unlocked")
         if rendered.returncode != 0:
             raise RuntimeError(rendered.stdout + rendered.stderr)
         plan = json.loads((WORK / "base_images" / "plan.json").read_text(encoding="utf-8"))

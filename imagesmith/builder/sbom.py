@@ -1,13 +1,15 @@
-"""The image's CycloneDX SBOM: written inside the image by its SBOM build stage, read back by the builder
-and ``images diff``.
+"""The image's CycloneDX SBOM: written inside the image by the Dockerfile's last step, read back by the
+builder and ``images diff``.
 
-Writing uses CycloneDX's own library (cyclonedx-python-lib, hash-locked in ``sbom-tool.lock`` and installed
-only into a throwaway build stage); reading needs only ``json``. Components: every installed Debian package
+Writing uses CycloneDX's own library (cyclonedx-python-lib, hash-locked in ``sbom-tool.lock``, installed
+into /tmp and deleted in the same step, so it never is in a layer); reading needs only ``json``. Components: every installed Debian package
 (from dpkg's status file) and every distribution of the image's Python environment, each with a purl. A
 Python component carries the SHA-256 of its installed RECORD (which lists every installed file's hash), so
 two builds installed the same bits exactly when those agree.
 
     PYTHONPATH=/tmp/sbom-tool python3 -m imagesmith.builder.sbom OUT --name NAME --version VERSION
+
+The reader is the one home of the format for imagesmith (the builder's manifest and ``images diff``).
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -68,7 +69,7 @@ def team_policy(
     )
 
 
-def team_repository(root: Path, policy: str) -> Path:
+def team_repository(root: Path, policy: str, *, allow_unlocked: bool = False) -> Path:
     """The team's template repository: this checkout's templates, the team's policy, its locks (resolved for
     real against PyPI by uv) and its rendered plan, as the team commits them."""
     root.mkdir(parents=True)
@@ -76,8 +77,9 @@ def team_repository(root: Path, policy: str) -> Path:
     shutil.copytree(REPO / "templates", root / "templates")
     (root / "imagesmith.yaml").write_text(policy, encoding="utf-8")
     locked = imagesmith("images", "lock", "--ca-cert", str(HOST_CA), cwd=root)
-    assert locked.returncode == 0, locked.stdout + locked.stderr
-    rendered = imagesmith("images", "render", cwd=root)
+    # allow_unlocked: images whose index does not answer here stay unlocked (and say so), the rest lock.
+    assert locked.returncode == 0 or allow_unlocked, locked.stdout + locked.stderr
+    rendered = imagesmith("images", "render", *(["--allow-unlocked"] if allow_unlocked else []), cwd=root)
     assert rendered.returncode == 0, rendered.stdout + rendered.stderr
     git(root, "init", "-q", "-b", "main")
     commit_all(root, "team policy and templates")
@@ -115,7 +117,8 @@ def try_build_project(
         decode=True,
     ):
         if "stream" in chunk:
-            log.append(str(chunk["stream"]))
+            # The classic builder colours a step's stderr (ESC[91m ... ESC[0m): keep the text only.
+            log.append(re.sub(r"\x1b\[[0-9;]*m", "", str(chunk["stream"])))
         if "aux" in chunk and isinstance(chunk["aux"], dict) and "ID" in chunk["aux"]:
             image_id = str(chunk["aux"]["ID"])
         if "error" in chunk:

@@ -106,7 +106,7 @@ def test_policy_to_registry_to_project_and_update(
     assert refused is None, log[-3000:]
     verdict = [line for line in log.splitlines() if line.startswith("imagesmith: ")]
     assert verdict == [
-        "imagesmith: golden-batch 0.1.0 requires torch>=2.14, but the curated image pins torch==2.13.0"
+        "imagesmith: golden-batch[dev] 0.1.0 requires torch>=2.14, but the curated image pins torch==2.13.0"
         " (/opt/imagesmith/constraints.txt): keep the image's torch (relax the requirement), or choose another"
         " curated image; a deliberate override is `--build-arg IMAGE_PINS=off`"
     ], log[-3000:]

@@ -147,7 +147,7 @@ def test_a_project_cannot_silently_replace_the_images_packages(
     assert image is None, log[-3000:]
     verdicts = [line for line in log.splitlines() if line.startswith("imagesmith: ")]
     assert verdicts == [
-        "imagesmith: team-library 0.1.0 requires pyelftools<0.33, but the curated image pins pyelftools==0.33"
+        "imagesmith: team-library[dev] 0.1.0 requires pyelftools<0.33, but the curated image pins pyelftools==0.33"
         " (/opt/imagesmith/constraints.txt): keep the image's pyelftools (relax the requirement), or choose"
         " another curated image; a deliberate override is `--build-arg IMAGE_PINS=off`"
     ], log[-3000:]
