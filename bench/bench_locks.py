@@ -170,7 +170,7 @@ def _build_rows() -> list[dict[str, Any]]:
             ours_s,
             "same policy unlocked (pip resolves)",
             theirs_s,
-            "build + smoke tests + SBOM stage; both install the same wheels",
+            "build + smoke tests + SBOM step; both install the same wheels",
         ),
         {
             "name": f"{name} size, locked vs unlocked",
