@@ -231,6 +231,34 @@ def workflow(plan: Plan, *, allow_uncovered: bool = False) -> str:
     return "\n".join(header) + "\n" + body
 
 
+def harvest_workflow() -> str:
+    """A weekly job that fails when the index has releases the compatibility data does not know, or
+    artifacts contradict it (`imagesmith matrix harvest --check`): the staleness alarm."""
+    doc: dict[str, Any] = {
+        "name": "matrix-harvest",
+        "on": {"schedule": [{"cron": "17 6 * * 1"}], "workflow_dispatch": {}},
+        "permissions": {"contents": "read"},
+        "jobs": {
+            "harvest": {
+                "name": "Compatibility data vs the published artifacts",
+                "runs-on": "ubuntu-latest",
+                "timeout-minutes": 30,
+                "steps": [
+                    {"uses": "actions/checkout@v4"},
+                    {"uses": "actions/setup-python@v5", "with": {"python-version": "3.11"}},
+                    {"name": "Install imagesmith", "run": "python -m pip install ."},
+                    {
+                        "name": "Releases the data does not know, and contradictions (exit 1)",
+                        "run": "imagesmith matrix harvest --check nvcc==12.9 nvcc==13.0",
+                    },
+                ],
+            }
+        },
+    }
+    body = yaml.safe_dump(doc, sort_keys=False, width=100_000, default_flow_style=False)
+    return f"# {GENERATED}\n# Weekly: what the package index publishes, compared with imagesmith's compatibility data.\n{body}"
+
+
 def bake(plan: Plan) -> dict[str, Any]:
     targets: dict[str, Any] = {}
     for image in plan.images:
@@ -286,6 +314,7 @@ def render_files(
     files["base_images/.gitignore"] = "*/wheels/*.whl\n"
     files["ci/images.yml"] = workflow(plan, allow_uncovered=allow_uncovered)
     files["ci/docker-bake.json"] = json.dumps(bake(plan), indent=2) + "\n"
+    files["ci/matrix-harvest.yml"] = harvest_workflow()
     return Rendered(files=files)
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from imagesmith.matrix.versions import NvVersion
 
-CONFIDENCES = ("high", "medium", "low")
+CONFIDENCES = ("high", "medium", "low", "artifact")
 SEGMENTS = ("datacenter", "workstation", "consumer", "embedded")
 FORWARD_COMPAT = ("eligible", "ineligible", "unknown")
 

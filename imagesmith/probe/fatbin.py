@@ -19,8 +19,16 @@ SECTIONS = (".nv_fatbin", "__nv_relfatbin")
 
 def scan(path: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """(sass, ptx) architectures as integers (86 = sm_86); empty when there is no fatbin."""
-    sass: set[int] = set()
-    ptx: set[int] = set()
+    sass, ptx = census(path)
+    return tuple(sorted(sass)), tuple(sorted(ptx))
+
+
+def census(path: str) -> tuple[dict[int, int], dict[int, int]]:
+    """How many fatbin entries each architecture has, SASS and PTX apart: a framework's main library has
+    one entry per kernel for every architecture of its build list, and a handful for architecture-specific
+    extras (an sm_89 FP8 kernel), which ``scan`` alone cannot tell apart."""
+    sass: dict[int, int] = {}
+    ptx: dict[int, int] = {}
     try:
         with elf.MappedFile(path) as f:
             data = f.data
@@ -29,10 +37,10 @@ def scan(path: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
                     _walk(data, section.offset, section.size, sass, ptx)
     except (OSError, elf.ElfError, struct.error, ValueError):
         pass
-    return tuple(sorted(sass)), tuple(sorted(ptx))
+    return sass, ptx
 
 
-def _walk(data: bytes | object, start: int, size: int, sass: set[int], ptx: set[int]) -> None:
+def _walk(data: bytes | object, start: int, size: int, sass: dict[int, int], ptx: dict[int, int]) -> None:
     end = start + size
     buf = data
     off = start
@@ -52,8 +60,8 @@ def _walk(data: bytes | object, start: int, size: int, sass: set[int], ptx: set[
                 break
             (arch,) = struct.unpack_from("<I", buf, entry + 28)  # type: ignore[arg-type]
             if kind == KIND_SASS:
-                sass.add(arch)
+                sass[arch] = sass.get(arch, 0) + 1
             elif kind == KIND_PTX:
-                ptx.add(arch)
+                ptx[arch] = ptx.get(arch, 0) + 1
             entry += entry_header + padded
         off = off + header_size + payload

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from imagesmith.matrix import knowledge, rules, spec
+from imagesmith.matrix.model import CONFIDENCES
 from imagesmith.matrix.versions import NvVersion
 
 KB = knowledge.load()
@@ -124,7 +125,7 @@ def test_binary_compatibility(sass: tuple[str, ...], ptx: tuple[str, ...], cap: 
 def test_every_build_resolves_and_every_row_is_sourced() -> None:
     for framework in knowledge.FRAMEWORKS:
         for build in KB.builds(framework):
-            assert build.provenance.source and build.provenance.confidence in ("high", "medium", "low")
+            assert build.provenance.source and build.provenance.confidence in CONFIDENCES
             assert build.sass or build.ptx, f"{framework} {build.release} {build.variant} carries no code"
     for gpu in KB.gpus:
         assert gpu.provenance is not None and gpu.provenance.source
