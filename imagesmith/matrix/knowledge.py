@@ -6,7 +6,6 @@ reported as ``file:line: message`` (``DataError``, exit code 2).
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import os
 import re
@@ -210,6 +209,12 @@ def read_rows(path: Path) -> dict[str, list[Row]]:
     return tables
 
 
+def _close(value: str, names: list[str], cutoff: float) -> list[str]:
+    import difflib  # only on the way to an error: the doctor and the verdicts never need it
+
+    return difflib.get_close_matches(value, names, n=3, cutoff=cutoff)
+
+
 def _normalise(name: str) -> str:
     text = re.sub(r"[^a-z0-9]", "", name.lower())
     for prefix in ("nvidia", "geforce", "tesla"):
@@ -347,9 +352,7 @@ class Knowledge:
             if str(package.cuda.truncate(2)) == wanted:
                 return package
         names = [p.package.removeprefix("cuda-compat-") for p in self.compat_packages]
-        raise UnknownName(
-            "cuda-compat package", text, difflib.get_close_matches(text, names, n=3, cutoff=0.3)
-        )
+        raise UnknownName("cuda-compat package", text, _close(text, names, 0.3))
 
     # ---- GPUs ---------------------------------------------------------------------------------------
     @cached_property
@@ -425,7 +428,7 @@ class Knowledge:
             capability = NvVersion.capability(query)
         except ValueError:
             keys = list(self._gpu_index)
-            close = difflib.get_close_matches(_normalise(query), keys, n=3, cutoff=0.5)
+            close = _close(_normalise(query), keys, 0.5)
             names = list(dict.fromkeys(self._gpu_index[k].name for k in close))
             raise UnknownName("GPU", query, names, where="--gpu") from None
         arch = self.architecture_for(capability)

@@ -127,3 +127,23 @@ def test_the_build_ca_is_in_no_layer_of_a_locked_image(twice: Path, docker_clien
         for needle in needles:
             assert needle not in content, f"the build's CA is in layer file {name}"
     assert scanned > 1000
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_diff_reads_images_from_the_local_engine(twice: Path) -> None:
+    first, second = _images(twice, "first"), _images(twice, "second")
+    same = imagesmith("images", "diff", first[CHILD]["image_id"], second[CHILD]["image_id"], cwd=twice)
+    assert same.returncode == 0 and "no changes" in same.stdout, same.stdout + same.stderr
+    # The base against its child: what the child adds, read from the SBOMs the two images carry.
+    grown = imagesmith(
+        "images", "diff", "--json", second[BASE]["image_id"], second[CHILD]["image_id"], cwd=twice
+    )
+    assert grown.returncode == 1, grown.stdout + grown.stderr
+    import json as _json
+
+    image = _json.loads(grown.stdout)["images"][0]
+    assert image["compatibility"]["CUDA"] == {"old": None, "new": "12.9"}
+    added = {(p["kind"], p["name"]) for p in image["packages"]["added"]}
+    assert ("python", "nvidia-cuda-runtime-cu12") in added
+    assert image["size"]["delta"] and image["size"]["delta"] > 0
