@@ -8,17 +8,10 @@ from typing import Any
 import click
 from packaging.version import Version
 
-from imagesmith.errors import EXIT_NEGATIVE, EXIT_OK, UnknownName, UsageError
+from imagesmith.errors import EXIT_NEGATIVE, EXIT_OK
 from imagesmith.matrix import knowledge, rules, spec
+from imagesmith.matrix.answer import parse_driver
 from imagesmith.matrix.knowledge import FRAMEWORKS
-from imagesmith.matrix.versions import NvVersion
-
-
-def _driver(value: str) -> NvVersion:
-    try:
-        return NvVersion.parse(value)
-    except ValueError:
-        raise UsageError(f"not a driver version: {value!r} (like 535.104.05)", where="--driver") from None
 
 
 def _emit(payload: dict[str, Any], as_json: bool, text: str) -> None:
@@ -47,64 +40,13 @@ def matrix() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the schema-1 JSON answer.")
 def check(framework_spec: str, driver: str, gpu: str, compat_package: str | None, as_json: bool) -> int:
     """Will FRAMEWORK run on a node with DRIVER and GPU? Exit 0 works, 1 fails, 2 unknown input."""
-    inputs: dict[str, Any] = {
-        "framework": framework_spec,
-        "driver": driver,
-        "gpu": gpu,
-        "compat_package": compat_package,
-    }
-    kb = knowledge.load()
-    try:
-        drv = _driver(driver)
-        resolved = spec.resolve(kb, framework_spec)
-        node_gpu = kb.find_gpu(gpu)
-        compat = kb.find_compat_package(compat_package).cuda if compat_package else None
-    except UnknownName as exc:
-        if as_json:
-            reason = {"code": "UNKNOWN_VERSION", "message": exc.one_line()}
-            click.echo(
-                json.dumps(
-                    {"schema": 1, "verdict": "unknown", "reasons": [reason], "inputs": inputs}, indent=2
-                )
-            )
-        raise
-    verdict = rules.evaluate(
-        kb,
-        cuda=resolved.cuda,
-        sass=resolved.sass,
-        ptx=resolved.ptx,
-        driver=drv,
-        gpu=node_gpu,
-        compat_cuda=compat,
+    from imagesmith.matrix import answer
+
+    result = answer.check(
+        framework_spec=framework_spec, driver=driver, gpu=gpu, compat_package=compat_package, as_json=as_json
     )
-    inputs["resolved"] = {
-        "build": resolved.spec,
-        "pypi_default": resolved.is_pypi_default,
-        "cuda": str(resolved.cuda),
-        "cudnn": str(resolved.cudnn) if resolved.cudnn else None,
-        "arch": resolved.build.sm_list,
-        "gpu": node_gpu.name,
-        "capability": str(node_gpu.capability),
-        "driver_cuda": str(kb.driver_max_cuda(drv) or ""),
-        "sources": list(resolved.build.provenance.source),
-        "confidence": resolved.build.provenance.confidence,
-    }
-    payload = {
-        "schema": 1,
-        "verdict": verdict.verdict,
-        "reasons": [r.to_json() for r in verdict.reasons],
-        "inputs": inputs,
-    }
-    lines = [
-        f"{verdict.verdict}: {resolved.spec} (CUDA {resolved.cuda}) on {node_gpu.name} (sm {node_gpu.capability}) "
-        f"with driver {drv}"
-    ]
-    lines += [f"  [{r.code}] {r.message}" for r in verdict.reasons]
-    lines.append(
-        f"  data: {resolved.build.provenance.where}, confidence {resolved.build.provenance.confidence}"
-    )
-    _emit(payload, as_json, "\n".join(lines))
-    return EXIT_OK if verdict.ok else EXIT_NEGATIVE
+    click.echo(result.text)
+    return EXIT_OK if result.ok else EXIT_NEGATIVE
 
 
 @matrix.command()
@@ -120,7 +62,7 @@ def options(
 ) -> int:
     """List the framework builds that work on DRIVER + GPU, newest first."""
     kb = knowledge.load()
-    drv = _driver(driver)
+    drv = parse_driver(driver)
     node_gpu = kb.find_gpu(gpu)
     compat = kb.find_compat_package(compat_package).cuda if compat_package else None
     rows: list[dict[str, Any]] = []
