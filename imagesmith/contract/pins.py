@@ -10,7 +10,6 @@ library only: the image runs the guard with nothing but the doctor's dependencie
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -101,6 +100,8 @@ class Lock:
 
 
 def pins_digest(pins: Iterable[Pin]) -> str:
+    import hashlib  # only when a lock is fingerprinted
+
     text = "\n".join(
         f"{p.key}=={p.version} {' '.join(sorted(p.hashes))}" for p in sorted(pins, key=lambda p: p.key)
     )

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from imagesmith.contract.pins import Lock
 from imagesmith.errors import EXIT_NEGATIVE, EXIT_OK, EnvironmentProblem, NegativeAnswer, UsageError
 from imagesmith.images.plan import Plan, make_plan
 from imagesmith.images.policy import load_policy
 from imagesmith.matrix import knowledge
+
+if TYPE_CHECKING:  # `images plan` never reads a lock: keep contract.pins (and hashlib) out of it
+    from imagesmith.contract.pins import Lock
 
 POLICY_HELP = "Policy file (default: ./imagesmith.yaml, else the embedded default)."
 
