@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,28 +15,14 @@ import pytest
 from imagesmith.builder import sbom
 from imagesmith.contract import pins
 from tests.builder.test_build_docker import _layer_files, _proxy_ca_bodies
+from tests.builder.test_rendered_set_docker import POLICY as RENDERED_POLICY
+from tests.builder.test_rendered_set_docker import imagesmith
 
 HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
-POLICY = """\
-schema: 1
-registry: localhost/imagesmith-repro
-bases:
-  bookworm: {image: docker.io/library/debian:bookworm-slim, python: "3.11", description: Debian 12}
-pythons: ["3.11"]
-variants: [runtime]
-frameworks:
-  cuda: ["12.9"]
-fleet:
-  - {name: l4, driver: "575.57.08", gpu: L4}
-"""
+# The rendered-set test's policy, under a registry name of its own (both build in one engine).
+POLICY = RENDERED_POLICY.replace("localhost/imagesmith-e2e", "localhost/imagesmith-repro")
 CHILD = "cuda-12.9-py3.11-bookworm-runtime"
 BASE = "base-py3.11-bookworm"
-
-
-def imagesmith(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "imagesmith", *args], cwd=cwd, capture_output=True, text=True, timeout=1500
-    )
 
 
 @pytest.fixture(scope="module")

@@ -127,6 +127,14 @@ def try_build_project(
     return image_id, "".join(log)
 
 
+def refused_by_the_guard(client: Any, project: Path, tag: str) -> list[str]:
+    """Build the project, expecting the curated image's pins to refuse it: the guard's lines."""
+    with ca_server() as ca_url:
+        image, log = try_build_project(client, project, tag, ca_url=ca_url)
+    assert image is None, log[-3000:]
+    return [line for line in log.splitlines() if line.startswith("imagesmith: ")]
+
+
 def build_project(
     client: Any, project: Path, tag: str, *, ca_url: str, extras: str = "[dev]", nocache: bool = False
 ) -> str:
