@@ -14,10 +14,6 @@ from imagesmith.matrix.answer import parse_driver
 from imagesmith.matrix.knowledge import FRAMEWORKS
 
 
-def _emit(payload: dict[str, Any], as_json: bool, text: str) -> None:
-    click.echo(json.dumps(payload, indent=2) if as_json else text)
-
-
 @click.group()
 def matrix() -> None:
     """Query the sourced CUDA / driver / GPU / framework compatibility data."""
