@@ -101,11 +101,6 @@ def supply_chain(*, lock_digest: str | None) -> dict[str, str]:
     return {LOCK: lock_digest or NONE, SBOM: SBOM_PATH}
 
 
-def lock_of(labels: Mapping[str, str]) -> str | None:
-    """The lock fingerprint an image was built from; None for an unlocked build."""
-    return _read(labels, LOCK)
-
-
 def ours(labels: Mapping[str, str]) -> dict[str, str]:
     """Only the ``io.imagesmith.*`` labels of a label map."""
     return {k: v for k, v in labels.items() if str(k).startswith(PREFIX)}

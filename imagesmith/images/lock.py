@@ -139,12 +139,6 @@ def ancestors_pins(plan: Plan, name: str, locks: Mapping[str, Lock]) -> tuple[Pi
     return tuple(out)
 
 
-def chain_pins(plan: Plan, name: str, locks: Mapping[str, Lock]) -> tuple[Pin, ...]:
-    """The image's own pins and its ancestors': what the image installs in all, from the locks."""
-    own = locks.get(name)
-    return (*ancestors_pins(plan, name, locks), *(own.pins if own else ()))
-
-
 def parent_wins(
     requirements: tuple[str, ...], ancestors: tuple[Pin, ...]
 ) -> tuple[tuple[str, ...], list[str]]:
