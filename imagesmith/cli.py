@@ -27,6 +27,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "instances": ("imagesmith.picker.cli:instances", "Inspect and regenerate the instance catalog."),
     "pick": ("imagesmith.picker.cli:pick", "Choose the cheapest instance that fits a workload."),
 }
+# Commands that join a group from a package above it: the harvest reads artifacts (an index, wheels,
+# fatbins) and lives in its own package, which the matrix (the ground) must not import.
+JOINS: dict[str, tuple[str, ...]] = {"matrix": ("imagesmith.harvest.cli:harvest_command",)}
+
+
+def _load(target: str) -> click.Command:
+    module_name, attr = target.split(":")
+    command = getattr(importlib.import_module(module_name), attr)
+    assert isinstance(command, click.Command)
+    return command
 
 
 class LazyGroup(click.Group):
@@ -37,9 +47,10 @@ class LazyGroup(click.Group):
         target = COMMANDS.get(cmd_name)
         if target is None:
             return None
-        module_name, attr = target[0].split(":")
-        command = getattr(importlib.import_module(module_name), attr)
-        assert isinstance(command, click.Command)
+        command = _load(target[0])
+        if isinstance(command, click.Group):
+            for join in JOINS.get(cmd_name, ()):
+                command.add_command(_load(join))
         return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:

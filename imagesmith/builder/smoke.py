@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from imagesmith.contract.labels import INPUT_HASH as HASH_LABEL
 from imagesmith.contract.plan_json import Framework
+from imagesmith.matrix.versions import NvVersion
 
 DOCTOR_COMMAND = ["imagesmith", "doctor", "--json"]
 
@@ -43,8 +44,8 @@ class TestResult:
 
 def _version_matches(found: str, promised: str) -> bool:
     """``12.8.90`` keeps the promise ``12.8``; ``12.80`` or ``12`` do not."""
-    want = promised.split(".")
-    return found.split(".")[: len(want)] == want
+    got, want = NvVersion.leading(found), NvVersion.leading(promised)
+    return got is not None and want is not None and got.keeps(want)
 
 
 def check_doctor(
@@ -104,7 +105,8 @@ def _cudnn_entry(libraries: list[object], promised: str) -> dict[str, object] | 
         return f"doctor found no libcudnn; the label promises cuDNN {promised}"
     entry = entries[0]
     version = str(entry.get("version") or "")
-    if version.split(".")[0] != promised.split(".")[0] or entry.get("origin") != "wheel":
+    got, want = NvVersion.leading(version), NvVersion.leading(promised)
+    if got is None or want is None or got.major != want.major or entry.get("origin") != "wheel":
         return f"libcudnn {version or '?'} from {entry.get('origin')} does not keep the promise cuDNN {promised} (wheel)"
     return entry
 
@@ -206,17 +208,16 @@ def versions_command(framework: Framework) -> list[str]:
 
 def _same_release(reported: str, promised: str) -> bool:
     """Compare on the components both sides give: torch says ``13.0`` for a ``13.0.2`` runtime."""
-    got = reported.split(".")
-    want = promised.split(".")
-    width = min(len(got), len(want), 3)
-    return [int(x) for x in got[:width] if x.isdigit()] == [int(x) for x in want[:width] if x.isdigit()]
+    got, want = NvVersion.leading(reported), NvVersion.leading(promised)
+    return got is not None and want is not None and got.same_release(want)
 
 
 def _same_major_at_least(reported: str, floor: str) -> bool:
-    got = [int(x) for x in reported.split(".")[:3] if x.isdigit()]
-    want = [int(x) for x in floor.split(".")[:3] if x.isdigit()]
-    width = min(len(got), len(want))
-    return bool(got) and bool(want) and got[0] == want[0] and got[:width] >= want[:width]
+    got, want = NvVersion.leading(reported), NvVersion.leading(floor)
+    if got is None or want is None or got.major != want.major:
+        return False
+    width = min(len(got.parts), len(want.parts), 3)
+    return NvVersion(got.parts[:width]) >= NvVersion(want.parts[:width])
 
 
 def check_versions(

@@ -47,9 +47,11 @@ def _source_digest(root: Path) -> str:
 def _setuptools_is_recent() -> bool:
     from importlib.metadata import PackageNotFoundError, version
 
+    from packaging.version import InvalidVersion, Version
+
     try:
-        major = int(version("setuptools").split(".")[0])
-    except (PackageNotFoundError, ValueError):
+        major = Version(version("setuptools")).major
+    except (PackageNotFoundError, InvalidVersion):
         return False
     return major >= 77  # pyproject.toml's build requirement; older ones cannot build this project
 

@@ -6,6 +6,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from packaging.version import Version
+
 from imagesmith.harvest.facts import Fact, Provenance
 from imagesmith.matrix.knowledge import Knowledge
 from imagesmith.matrix.versions import NvVersion
@@ -56,8 +58,10 @@ def _nvcc(kb: Knowledge, fact: Fact) -> Finding | None:
     return Finding(status=status, subject=fact.subject, key="targets", data=data_text, artifact=shown, where=row.provenance.where, provenance=fact.provenance)  # fmt: skip
 
 
-def _major_minor(text: str) -> str:
-    return ".".join(text.split(".")[:2])
+def _same_cuda_line(a: str, b: str) -> bool:
+    """The same CUDA major.minor (a runtime wheel 12.8.90 belongs to the 12.8 build)."""
+    x, y = NvVersion.leading(a), NvVersion.leading(b)
+    return x is not None and y is not None and x.truncate(2) == y.truncate(2)
 
 
 def _lower_bound(spec: str) -> str | None:
@@ -68,7 +72,9 @@ def _lower_bound(spec: str) -> str | None:
 def _framework(kb: Knowledge, facts: list[Fact]) -> list[Finding]:
     first = facts[0]
     framework, version = first.subject.split()
-    line = ".".join(version.split(".")[:2])
+    # A framework release is a PEP 440 version; its release line is major.minor (2.14.1 -> 2.14).
+    parsed = Version(version)
+    line = f"{parsed.major}.{parsed.minor}"
     release = next((r for r in kb.releases(framework) if r.version == line), None)
     prov = first.provenance
     if release is None:
@@ -83,7 +89,7 @@ def _framework(kb: Knowledge, facts: list[Fact]) -> list[Finding]:
     by_key = {f.key: f for f in facts}
     cuda = by_key.get("cuda") or by_key.get("cuda_runtime")
     if build is not None and cuda is not None and re.fullmatch(r"[0-9.]+", cuda.value):
-        ok = _major_minor(cuda.value) == _major_minor(str(build.cuda))
+        ok = _same_cuda_line(cuda.value, str(build.cuda))
         out.append(Finding(status="confirmed" if ok else "contradicted", subject=first.subject, key="cuda", data=str(build.cuda), artifact=cuda.value, where=build.provenance.where, provenance=prov))  # fmt: skip
     cudnn = by_key.get("cudnn")
     if build is not None and cudnn is not None and re.fullmatch(r"[0-9.]+", cudnn.value):

@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass
 from email.parser import Parser
 
+from imagesmith.matrix.versions import Capability
+
 # Requirement names whose exact pin states a CUDA-side fact of the framework build.
 PINS = (
     (re.compile(r"^cuda-toolkit$"), "cuda"),
@@ -81,9 +83,5 @@ def gpu_list(text: str) -> tuple[str, ...]:
 
 def capabilities(names: tuple[str, ...]) -> tuple[str, ...]:
     """``sm_88`` -> ``8.8``: plain targets only (``sm_90a``/``sm_100f`` are suffixed variants)."""
-    out = []
-    for name in names:
-        match = re.fullmatch(r"(?:sm|compute)_(\d+)(\d)", name)
-        if match:
-            out.append(f"{int(match.group(1))}.{match.group(2)}")
-    return tuple(sorted(dict.fromkeys(out), key=lambda c: tuple(int(x) for x in c.split("."))))
+    plain = {Capability.parse(name) for name in names if re.fullmatch(r"(?:sm|compute)_\d+", name)}
+    return tuple(str(c) for c in sorted(plain))

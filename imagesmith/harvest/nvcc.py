@@ -12,10 +12,11 @@ from pathlib import Path
 from imagesmith.errors import UsageError
 from imagesmith.harvest import facts
 from imagesmith.harvest.pypi import Artifact, Index
+from imagesmith.matrix.versions import NvVersion
 
 
 def project_for(release: str) -> str:
-    major = int(release.split(".")[0])
+    major = NvVersion.parse(release).major
     return "nvidia-cuda-nvcc" if major >= 13 else f"nvidia-cuda-nvcc-cu{major}"
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imagesmith.harvest.compare import Finding
+from imagesmith.matrix.versions import NvVersion
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -25,7 +26,8 @@ def writes(findings: tuple[Finding, ...]) -> tuple[list[Write], list[str]]:
     out: list[Write] = []
     skipped: list[str] = []
     previous: str | None = None  # a later release with the same list needs no row of its own
-    ordered = sorted(findings, key=lambda f: tuple(int(x) for x in re.findall(r"\d+", f.subject)))
+    # Subjects read "nvcc 12.9": oldest release first.
+    ordered = sorted(findings, key=lambda f: NvVersion.leading(f.subject.split()[-1]) or NvVersion((0,)))
     for f in ordered:
         if f.status != "new":
             continue

@@ -14,9 +14,12 @@ from dataclasses import dataclass
 from functools import cache, lru_cache
 from pathlib import Path
 
+from packaging.version import InvalidVersion, Version
+
 from imagesmith.contract import plan_json
 from imagesmith.contract.labels import ImageLabels
 from imagesmith.contract.tags import parse_framework_tag
+from imagesmith.matrix.versions import NvVersion
 
 PLAN_JSON = Path("base_images") / "plan.json"
 POLICY_FILE = Path("imagesmith.yaml")
@@ -53,7 +56,8 @@ class Catalog:
 
 
 def _major_minor(version: str | None) -> str | None:
-    return ".".join(version.split(".")[:2]) if version else None
+    parsed = NvVersion.leading(version)
+    return str(parsed.truncate(2)) if parsed else None
 
 
 def _unique(names: Iterable[str]) -> tuple[str, ...]:
@@ -182,10 +186,14 @@ def default_image(
     raise LookupError(f"no curated {variant} image for framework {framework!r} (known: {', '.join(known)})")
 
 
-def coverage_key(choice: CuratedChoice) -> tuple[int, tuple[int, ...]]:
+def coverage_key(choice: CuratedChoice) -> tuple[int, NvVersion]:
     """Sort key of the default rule: fleet nodes covered, then CUDA version."""
-    return (len(choice.nodes), version_key(choice.cuda or "0"))
+    return (len(choice.nodes), NvVersion.leading(choice.cuda) or NvVersion((0,)))
 
 
-def version_key(version: str) -> tuple[int, ...]:
-    return tuple(int(part) if part.isdigit() else -1 for part in version.split("."))
+def python_key(version: str) -> tuple[int, Version | str]:
+    """Sort key of Python versions (a PEP 440 version, through ``packaging``); anything else sorts first."""
+    try:
+        return (1, Version(version))
+    except InvalidVersion:
+        return (0, version)

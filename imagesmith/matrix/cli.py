@@ -109,12 +109,3 @@ def validate() -> int:
     click.echo(f"ok: {kb.summary()}")
     return EXIT_OK
 
-
-def _register_harvest() -> None:
-    # The harvest reads artifacts (an index, wheels, fatbins) and lives in its own package.
-    from imagesmith.harvest.cli import harvest_command
-
-    matrix.add_command(harvest_command)
-
-
-_register_harvest()

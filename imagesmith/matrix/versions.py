@@ -11,6 +11,7 @@ import re
 from functools import total_ordering
 
 _DOTTED = re.compile(r"\d+(?:\.\d+)*")
+_LEADING = re.compile(r"\d+(?:\.\d+)*")
 _SM = re.compile(r"(?:sm|compute)_?(\d+)(\d)[af]?", re.IGNORECASE)
 
 
@@ -49,16 +50,18 @@ class NvVersion:
         return cls(tuple(int(p) for p in value.split(".")), value)
 
     @classmethod
-    def capability(cls, text: str) -> NvVersion:
+    def leading(cls, text: str | None) -> NvVersion | None:
+        """The dotted version a reported string starts with (``12.4.127+cu124`` -> 12.4.127), or None.
+
+        For values read from the node (library file names, framework attributes), where a suffix is
+        normal and an unreadable value is a fact to report, not an error."""
+        match = _LEADING.match(str(text or "").strip())
+        return cls.parse(match.group(0)) if match else None
+
+    @staticmethod
+    def capability(text: str) -> Capability:
         """A compute capability from ``8.6``, ``86``-style ``sm_86``/``compute_90a`` or ``sm_100``."""
-        value = str(text).strip()
-        match = _SM.fullmatch(value)
-        if match:
-            return cls((int(match.group(1)), int(match.group(2))))
-        version = cls.parse(value)
-        if len(version.parts) != 2:
-            raise ValueError(f"not a compute capability: {text!r}")
-        return version
+        return Capability.parse(text)
 
     @property
     def major(self) -> int:
@@ -67,6 +70,16 @@ class NvVersion:
     @property
     def minor(self) -> int:
         return self.parts[1] if len(self.parts) > 1 else 0
+
+    def keeps(self, promised: NvVersion) -> bool:
+        """Whether this reported version keeps a promise given to fewer components:
+        12.8.90 keeps 12.8; 12.80 and 12 do not."""
+        return self.parts[: len(promised.parts)] == promised.parts
+
+    def same_release(self, other: NvVersion, *, width: int = 3) -> bool:
+        """Equal on the components both sides give, up to ``width`` (torch says 13.0 for a 13.0.2 runtime)."""
+        n = min(len(self.parts), len(other.parts), width)
+        return self.parts[:n] == other.parts[:n]
 
     def truncate(self, n: int) -> NvVersion:
         """The first ``n`` components, padded with zeros (12.4.1 -> 12.4; 12 -> 12.0)."""
@@ -95,3 +108,35 @@ class NvVersion:
     def sm(self) -> str:
         """``sm_86`` for capability 8.6."""
         return f"sm_{self.major}{self.minor}"
+
+
+class Capability(NvVersion):
+    """A compute capability (major.minor): 8.6 is ``sm_86``. Its own type so that a CUDA version is never
+    taken for one; ordered and compared like the dotted version it is."""
+
+    __slots__ = ()
+
+    def __init__(self, parts: tuple[int, ...], text: str | None = None) -> None:
+        if len(parts) != 2:
+            raise ValueError(f"not a compute capability: {text or parts!r}")
+        super().__init__(parts, text)
+
+    def __reduce__(self) -> tuple[type[NvVersion], tuple[tuple[int, ...], str | None]]:
+        return (Capability, (self.parts, self.text))
+
+    def __repr__(self) -> str:
+        return f"Capability({self})"
+
+    def __str__(self) -> str:
+        return f"{self.major}.{self.minor}"
+
+    @classmethod
+    def parse(cls, text: str) -> Capability:
+        """``8.6``, ``sm_86``, ``compute_90a``, ``sm_100``; anything else is a ValueError naming the text."""
+        value = str(text).strip()
+        match = _SM.fullmatch(value)
+        if match:
+            return cls((int(match.group(1)), int(match.group(2))))
+        if not _DOTTED.fullmatch(value):
+            raise ValueError(f"not a compute capability: {text!r}")
+        return cls(tuple(int(p) for p in value.split(".")), value)

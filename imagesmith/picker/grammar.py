@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 
 from imagesmith.errors import UsageError
+from imagesmith.matrix.versions import Capability
 
 _NUM = r"(\d+(?:\.\d+)?|\.\d+)"
 _EXACT = re.compile(rf"{_NUM}")
@@ -71,14 +72,13 @@ def parse_memory(text: str, *, flag: str = "--memory") -> Range | Ratio:
     return parse_range(value, flag=flag)
 
 
-def parse_capability(text: str, *, flag: str = "--min-cc") -> tuple[int, int]:
-    value = text.strip().lower()
-    m = re.fullmatch(r"(\d+)\.(\d)", value) or re.fullmatch(r"sm_?(\d+)(\d)[af]?", value)
-    if m is None:
+def parse_capability(text: str, *, flag: str = "--min-cc") -> Capability:
+    try:
+        return Capability.parse(text.lower())
+    except ValueError:
         raise UsageError(
             "a compute capability is written 8.0, 9.0, 12.0 (or sm_80)", where=f"{flag} {text!r}"
-        )
-    return int(m.group(1)), int(m.group(2))
+        ) from None
 
 
 def parse_price(text: str | float, *, flag: str = "--max-price") -> float:

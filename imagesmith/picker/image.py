@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from imagesmith.contract.tags import parse_framework_tag
 from imagesmith.errors import UsageError
+from imagesmith.matrix.versions import Capability, NvVersion
 from imagesmith.picker.query import ImageFilter
 
 _FRAMEWORKS = {
@@ -39,28 +40,30 @@ def spec_for(image: str) -> str:
             f"no framework named {m.framework!r} (known: {', '.join(sorted(set(_FRAMEWORKS.values())))})",
             where=f"--image {image!r}",
         )
-    cuda = m.cuda
+
+    try:
+        cuda = NvVersion.parse(m.cuda)
+    except ValueError:
+        raise UsageError(f"the tag's CUDA {m.cuda!r} is not a version", where=f"--image {image!r}") from None
     if framework == "torch":
-        parts = cuda.split(".")
-        build = "cu" + "".join(parts[:2])
+        build = f"cu{cuda.major}{cuda.minor}"
     elif framework == "jax":
-        build = f"cuda{cuda.split('.')[0]}"
+        build = f"cuda{cuda.major}"
     else:
         build = "cuda"
     return f"{framework}=={m.version}+{build}"
 
 
-def image_filter(image: str, capabilities: set[tuple[int, int]]) -> ImageFilter:
+def image_filter(image: str, capabilities: set[Capability]) -> ImageFilter:
     """Resolve the build through the matrix and judge every capability in the catalog once."""
     from imagesmith.matrix import knowledge, rules, spec
-    from imagesmith.matrix.versions import NvVersion
 
     text = spec_for(image)
     kb = knowledge.load()
     build = spec.resolve(kb, text, where=f"--image {image!r}")
-    verdicts: dict[tuple[int, int], tuple[bool, str]] = {}
+    verdicts: dict[Capability, tuple[bool, str]] = {}
     for cap in capabilities:
-        verdict = rules.kernel_for_gpu(sass=build.sass, ptx=build.ptx, capability=NvVersion((cap[0], cap[1])))
+        verdict = rules.kernel_for_gpu(sass=build.sass, ptx=build.ptx, capability=cap)
         why = "; ".join(r.message for r in verdict.reasons)
         verdicts[cap] = (verdict.verdict != "fails", why)
     return ImageFilter(spec=build.spec, verdicts=verdicts)

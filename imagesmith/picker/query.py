@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from imagesmith.errors import UnknownName, UsageError
+from imagesmith.matrix.versions import Capability
 from imagesmith.picker.catalog import Catalog
 from imagesmith.picker.grammar import Range, Ratio, parse_capability, parse_memory, parse_price, parse_range
 from imagesmith.picker.model import CLOUDS, SERVICES
@@ -32,7 +33,7 @@ class ImageFilter:
     """The image's framework build and, per compute capability, whether it can run there (and why not)."""
 
     spec: str
-    verdicts: dict[tuple[int, int], tuple[bool, str]] = field(hash=False, compare=False)
+    verdicts: dict[Capability, tuple[bool, str]] = field(hash=False, compare=False)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,7 +45,7 @@ class Query:
     gpu_names: tuple[str, ...] = ()
     gpu_memory: Range | None = None
     gpu_memory_basis: str = "nominal"
-    min_cc: tuple[int, int] | None = None
+    min_cc: Capability | None = None
     arch: str | None = None
     clouds: tuple[str, ...] = ()
     services: tuple[str, ...] = DEFAULT_SERVICES
@@ -64,7 +65,7 @@ class Query:
             "gpu": list(self.gpu_names) or None,
             "gpu_memory": self.gpu_memory.text if self.gpu_memory else None,
             "gpu_memory_basis": self.gpu_memory_basis,
-            "min_cc": f"{self.min_cc[0]}.{self.min_cc[1]}" if self.min_cc else None,
+            "min_cc": str(self.min_cc) if self.min_cc else None,
             "arch": self.arch or "any",
             "cloud": list(self.clouds) or None,
             "service": list(self.services),

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from imagesmith.matrix.versions import Capability
 from imagesmith.picker.catalog import Catalog
 from imagesmith.picker.grammar import Range, Ratio
 from imagesmith.picker.model import InstanceRow
@@ -45,15 +46,18 @@ class Selection:
     rejected_total: int
 
 
-_CC_CACHE: dict[str, tuple[int, int] | None] = {}
+_CC_CACHE: dict[str, Capability | None] = {}
 
 
-def _cc(text: str) -> tuple[int, int] | None:
+def _cc(text: str) -> Capability | None:
+    """The catalog row's capability, parsed once per distinct value (the catalog repeats a few dozen)."""
     try:
         return _CC_CACHE[text]
     except KeyError:
-        major, _, minor = text.partition(".")
-        value = (int(major), int(minor or 0)) if major.isdigit() else None
+        try:
+            value: Capability | None = Capability.parse(text) if text else None
+        except ValueError:
+            value = None
         _CC_CACHE[text] = value
         return value
 
@@ -113,7 +117,7 @@ def failures(row: InstanceRow, q: Query) -> list[Failure]:
             out.append(
                 Failure(
                     constraint="min_cc",
-                    wanted=f"{q.min_cc[0]}.{q.min_cc[1]}",
+                    wanted=str(q.min_cc),
                     got=f"{row.gpu_model} is {row.compute_capability or 'unknown'}",
                 )
             )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 
 from imagesmith.probe import elf, frameworks, fsroot, loaderconf, origin
@@ -41,13 +42,17 @@ def _read(path: str) -> str | None:
         return None
 
 
+_DRIVER_TOKEN = re.compile(r"\d{3}\.\d+(?:\.\d+)*")
+
+
 def kernel_module_version(root: str) -> str | None:
     text = _read(fsroot.host_path(root, "/proc/driver/nvidia/version"))
     if not text:
         return None
+    # "NVRM version: NVIDIA UNIX x86_64 Kernel Module  535.104.05  Sat Aug 19 ...": the driver's
+    # three-digit-branch version is the one token of that shape.
     for token in text.split():
-        parts = token.split(".")
-        if len(parts) >= 2 and all(p.isdigit() for p in parts) and len(parts[0]) == 3:
+        if _DRIVER_TOKEN.fullmatch(token):
             return token
     return None
 
@@ -192,13 +197,9 @@ def _glibc_required(resolver: Resolver, root: str) -> tuple[str | None, str | No
             continue
         for versions in needs.values():
             for v in versions:
-                if v.startswith("GLIBC_2."):
-                    try:
-                        key = tuple(int(p) for p in v[6:].split("."))
-                    except ValueError:
-                        continue
-                    if best is None or key > best[0]:
-                        best = (key, v[6:], obj.path)
+                key = elf.glibc_version(v)
+                if key is not None and (best is None or key > best[0]):
+                    best = (key, v[6:], obj.path)
     return (best[1], best[2]) if best else (None, None)
 
 

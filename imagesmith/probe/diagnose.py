@@ -98,13 +98,7 @@ class Diagnosis:
 def _v(text: str | None) -> NvVersion | None:
     from imagesmith.matrix.versions import NvVersion
 
-    if not text:
-        return None
-    m = re.match(r"\d+(\.\d+)*", text)
-    try:
-        return NvVersion.parse(m.group(0)) if m else None
-    except ValueError:
-        return None
+    return NvVersion.leading(text)
 
 
 def _cuda_from_int(value: int | None) -> str | None:
@@ -433,7 +427,8 @@ def _from_verdict(
             )
         )
     if "DRIVER_TOO_OLD" in codes:
-        major = runtime.version.split(".")[0] if runtime.version else "?"
+        parsed = _v(runtime.version)
+        major = str(parsed.major) if parsed else "?"
         out.append(
             Finding(
                 code="DRIVER_TOO_OLD",
@@ -676,9 +671,9 @@ def _mixed(facts: Facts) -> list[Finding]:
     # Only these libraries number their versions after the CUDA release; cuFFT, cuSPARSE, cuSOLVER and
     # cuRAND keep their own (CUDA 13.0 ships cuFFT 12.0 and cuSPARSE 12.6), so their major says nothing.
     majors = {
-        x.family: x.version.split(".")[0]
+        x.family: str(v.major)
         for x in loaded
-        if x.version and x.family in ("cudart", "cublas", "nvjitlink", "nvrtc")
+        if x.family in ("cudart", "cublas", "nvjitlink", "nvrtc") and (v := _v(x.version)) is not None
     }
     cuda_majors = {m for m in majors.values() if m in ("11", "12", "13")}
     if len(origins) <= 1 and len(cuda_majors) <= 1:

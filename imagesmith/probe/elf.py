@@ -301,6 +301,16 @@ def version_defs(data: bytes | mmap.mmap) -> tuple[str, ...]:
         raise ElfError(f"malformed ELF: {exc}") from None
 
 
+def glibc_version(tag: str) -> tuple[int, ...] | None:
+    """``GLIBC_2.34`` or ``2.34`` -> (2, 34); None for another tag (``GLIBC_PRIVATE``, ``GCC_3.0``). glibc
+    numbers its symbol versions in its own scheme, not NVIDIA's: this is the one place that reads it."""
+    text = tag.removeprefix("GLIBC_")
+    if text == tag and tag[:1].isalpha():
+        return None
+    parts = text.split(".")
+    return tuple(int(p) for p in parts) if all(p.isdigit() for p in parts) else None
+
+
 def _versions(data: bytes | mmap.mmap, *, want_defs: bool) -> dict[str, tuple[str, ...]]:
     r, fields = _header(data)
     segs = _segments(r, fields)

@@ -145,7 +145,11 @@ def _simple(root: str, site: str, package: str, dist_prefix: str) -> Framework |
     for pin in pins:
         m = re.match(r"nvidia-cuda-runtime-cu(\d+)", pin)
         if m:
-            cuda = pins[pin].rsplit(".", 1)[0]
+            from imagesmith.matrix.versions import NvVersion
+
+            # The runtime wheel's version is the CUDA release it belongs to: 12.4.127 is CUDA 12.4.
+            version = NvVersion.leading(pins[pin])
+            cuda = str(version.truncate(2)) if version else None
     return Framework(
         name=package, version=dist[1] if dist else "?", cuda=cuda, path=f"{site}/{package}", pins=pins
     )

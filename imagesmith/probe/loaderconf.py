@@ -160,17 +160,10 @@ def _glibc_version_from_files(root: str, dirs: tuple[str, ...]) -> str | None:
                 defs = elf.version_defs(f.data)
         except (OSError, elf.ElfError):
             continue
-        best = max((_ver(v[6:]) for v in defs if v.startswith("GLIBC_2.")), default=None)
+        best = max((v for v in map(elf.glibc_version, defs) if v), default=None)
         if best:
             return ".".join(str(p) for p in best)
     return None
-
-
-def _ver(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(p) for p in text.split("."))
-    except ValueError:
-        return ()
 
 
 def detect(
@@ -203,9 +196,11 @@ def detect(
         version = _glibc_version_from_files(root, system_dirs) or (
             version if isinstance(version, str) else None
         )
+    from imagesmith.probe import elf
+
     legacy = facts.get("legacy", ())
     # Legacy hwcaps subdirectories were removed in glibc 2.37.
-    if version and _ver(version) >= (2, 37):
+    if version and (elf.glibc_version(version) or ()) >= (2, 37):
         legacy = ()
     hwcaps = facts.get("hwcaps", ())
     assert isinstance(hwcaps, tuple) and isinstance(legacy, tuple)

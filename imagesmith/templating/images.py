@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from imagesmith.contract.tags import repository_of
 from imagesmith.errors import UsageError
-from imagesmith.images.catalog import Catalog, CuratedChoice, coverage_key, version_key
+from imagesmith.images.catalog import Catalog, CuratedChoice, coverage_key, python_key
 
 SUGGESTIONS = 3
 
@@ -27,7 +27,7 @@ def python_versions(choices: Sequence[CuratedChoice], *, framework: str | None) 
     """Pythons with a curated image for this framework, newest first (all Pythons if none match)."""
     fw = framework_key(framework)
     matching = [c.python for c in choices if c.framework == fw] or [c.python for c in choices]
-    return sorted({p for p in matching if p}, key=version_key, reverse=True)
+    return sorted({p for p in matching if p}, key=python_key, reverse=True)
 
 
 def fits(
@@ -46,11 +46,9 @@ def fits(
     ):
         pool = [c for c in pool if keep_if(c)] or pool
     # The default rule (most fleet nodes, then newest CUDA) orders the menu, so the default comes first.
-    return sorted(pool, key=lambda c: (c.variant != "runtime", _negated(coverage_key(c))))
-
-
-def _negated(key: tuple[int, tuple[int, ...]]) -> tuple[int, tuple[int, ...]]:
-    return (-key[0], tuple(-part for part in key[1]))
+    # Widest coverage and newest CUDA first, then runtime before the other variants (sorts are stable).
+    by_coverage = sorted(pool, key=coverage_key, reverse=True)
+    return sorted(by_coverage, key=lambda c: c.variant != "runtime")
 
 
 def image_tags(
@@ -134,7 +132,7 @@ def check_python(catalog: Catalog, value: str, *, recorded: bool) -> None:
     versions = python_versions(catalog.choices, framework=None)
     if not value or value in versions:
         return
-    if recorded and all(part.isdigit() for part in value.split(".")):
+    if recorded and python_key(value)[0]:
         return
     raise UsageError(
         f"no curated image of {catalog.source} ships Python {value!r}",

@@ -38,9 +38,14 @@ def test_memory_ratio() -> None:
 
 
 def test_capability_forms() -> None:
-    assert parse_capability("8.0") == (8, 0)
-    assert parse_capability("sm_90") == (9, 0)
-    assert parse_capability("12.0") == (12, 0)
+    assert parse_capability("8.0").parts == (8, 0)
+    assert parse_capability("sm_90").parts == (9, 0)
+    assert parse_capability("SM_90a").parts == (9, 0)
+    assert parse_capability("12.0").parts == (12, 0)
+    assert parse_capability("12.0") > parse_capability("9.0")
+    for bad in ("8.0.1", "86", "8.x"):
+        with pytest.raises(UsageError):
+            parse_capability(bad)
     with pytest.raises(UsageError) as info:
         parse_capability("ampere")
     assert info.value.one_line().startswith("--min-cc 'ampere'")

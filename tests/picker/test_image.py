@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from imagesmith.errors import UsageError
+from imagesmith.matrix.versions import Capability
 from imagesmith.picker.image import image_filter, spec_for
 
 
@@ -27,11 +28,12 @@ def test_unknown_framework_names_the_flag() -> None:
 
 
 def test_verdicts_come_from_the_matrix() -> None:
-    f = image_filter("torch==2.11.0+cu128", {(7, 0), (7, 5), (9, 0)})
-    assert f.verdicts[(7, 0)][0] is False and "sm_70" in f.verdicts[(7, 0)][1]
-    assert f.verdicts[(7, 5)][0] and f.verdicts[(9, 0)][0]
+    volta, turing, hopper = (Capability.parse(c) for c in ("7.0", "7.5", "9.0"))
+    f = image_filter("torch==2.11.0+cu128", {volta, turing, hopper})
+    assert f.verdicts[volta][0] is False and "sm_70" in f.verdicts[volta][1]
+    assert f.verdicts[turing][0] and f.verdicts[hopper][0]
 
 
 def test_unknown_build_is_a_usage_error() -> None:
     with pytest.raises(UsageError):
-        image_filter("torch==1.0.0+cu999", {(8, 0)})
+        image_filter("torch==1.0.0+cu999", {Capability.parse("8.0")})
