@@ -86,7 +86,7 @@ def harvest_command(
         from imagesmith.matrix.knowledge import DATA_DIR
 
         todo, skipped = writer.writes(findings)
-        for line in [*writer.apply(data_dir or DATA_DIR, todo), *skipped]:
+        for line in [*writer.apply(data_dir or Path(DATA_DIR), todo), *skipped]:
             click.echo(line, err=as_json)
         knowledge.load(data_dir).validate()  # what was written loads (a broken row fails here, file:line)
     if check and (contradicted or any(s.unknown for s in stale)):

@@ -108,4 +108,3 @@ def validate() -> int:
     kb = knowledge.load()
     click.echo(f"ok: {kb.summary()}")
     return EXIT_OK
-

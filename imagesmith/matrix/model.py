@@ -1,9 +1,12 @@
-"""The compatibility facts as frozen records. Every record keeps where it came from and how sure we are."""
+"""The compatibility facts as frozen records. Every record keeps where it came from and how sure we are.
+
+Records, not dataclasses: ``contract.record`` gives the same frozen, keyword-only classes (type checkers
+see a dataclass transform) without importing ``dataclasses``/``inspect``, ~17 ms of a ~35 ms
+``matrix check`` budget on a slow machine, and the doctor loads these too."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from imagesmith.contract.record import record
 from imagesmith.matrix.versions import NvVersion
 
 CONFIDENCES = ("high", "medium", "low", "artifact")
@@ -11,7 +14,7 @@ SEGMENTS = ("datacenter", "workstation", "consumer", "embedded")
 FORWARD_COMPAT = ("eligible", "ineligible", "unknown")
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class Provenance:
     file: str
     line: int | None
@@ -23,7 +26,7 @@ class Provenance:
         return f"{self.file}:{self.line}" if self.line else self.file
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class CudaFamily:
     major: int
     minor_version_compatibility: bool
@@ -32,7 +35,7 @@ class CudaFamily:
     provenance: Provenance
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class Toolkit:
     version: NvVersion
     released: str | None
@@ -40,14 +43,14 @@ class Toolkit:
     provenance: Provenance
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class NvccTargets:
     since: NvVersion
     capabilities: tuple[NvVersion, ...]
     provenance: Provenance
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class DriverBranch:
     branch: int
     max_cuda: NvVersion
@@ -55,7 +58,7 @@ class DriverBranch:
     provenance: Provenance
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class CompatPackage:
     package: str
     cuda: NvVersion
@@ -63,7 +66,7 @@ class CompatPackage:
     provenance: Provenance
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class Architecture:
     name: str
     capabilities: tuple[NvVersion, ...]
@@ -72,7 +75,7 @@ class Architecture:
     provenance: Provenance
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class Gpu:
     name: str
     aliases: tuple[str, ...]
@@ -85,7 +88,7 @@ class Gpu:
     provenance: Provenance | None  # None for a GPU named only by its compute capability
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class FrameworkRelease:
     framework: str
     version: str
@@ -95,7 +98,7 @@ class FrameworkRelease:
     provenance: Provenance
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class FrameworkBuild:
     framework: str
     release: str
@@ -114,7 +117,7 @@ class FrameworkBuild:
         return ",".join(items)
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class CudnnRelease:
     version: NvVersion
     cuda_majors: tuple[int, ...]

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-
-from packaging.version import InvalidVersion, Version
-
+from imagesmith.contract.record import record
 from imagesmith.errors import UnknownName, UsageError
 from imagesmith.matrix.knowledge import FRAMEWORKS, Knowledge
 from imagesmith.matrix.model import FrameworkBuild, FrameworkRelease
 from imagesmith.matrix.versions import NvVersion
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class ResolvedBuild:
     """One installable framework build: the release line, the exact version and the CUDA variant."""
 
@@ -58,23 +54,72 @@ def _closest(value: str, options: list[str]) -> list[str]:
     return difflib.get_close_matches(value, options, n=3, cutoff=0.3) or options[-3:]
 
 
+@record
+class Pinned:
+    """The version a spec pins, as the lookup needs it: its PEP 440 base version and local label."""
+
+    base_version: str
+    local: str | None
+    major: int
+    minor: int
+
+
+def _word(text: str, extra: str = "") -> bool:
+    return bool(text) and all((ch.isascii() and ch.isalnum()) or ch in extra for ch in text)
+
+
+def _simple(spec: str) -> tuple[str, str | None, str] | None:
+    """``name[extra]==version`` read by hand (name ``[A-Za-z0-9][A-Za-z0-9._-]*``, version starting with a
+    digit), or None for anything else."""
+    head, eq, pinned = spec.partition("==")
+    extra = None
+    if head.endswith("]") and "[" in head:
+        head, _, extra = head[:-1].partition("[")
+        if not _word(extra, "._-"):
+            return None
+    if not (
+        eq and _word(head[:1]) and _word(head, "._-") and pinned[:1].isdigit() and _word(pinned, ".+!_-")
+    ):
+        return None
+    return head, extra, pinned
+
+
+def _pinned(text: str, *, where: str) -> Pinned:
+    """A plain ``X.Y[.Z...][+local]`` is read directly; anything else (pre/post/dev releases, epochs)
+    goes through ``packaging``, which is the authority on PEP 440."""
+    public, plus, local = text.partition("+")
+    try:
+        release = NvVersion.parse(public)
+    except ValueError:
+        release = None
+    if release is not None and (not plus or _word(local, ".")) and local == local.lower():
+        parts = release.parts + (0,) * (2 - len(release.parts))
+        return Pinned(
+            base_version=str(NvVersion(release.parts)),
+            local=local if plus else None,
+            major=parts[0],
+            minor=parts[1],
+        )
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        version = Version(text)
+    except InvalidVersion:
+        raise UsageError(f"not a version: {text!r}", where=where) from None
+    return Pinned(
+        base_version=version.base_version, local=version.local, major=version.major, minor=version.minor
+    )
+
+
 # The form nearly every caller writes: ``torch==2.4.1+cu124`` or ``jax[cuda12]==0.7.2``. Read directly, it
 # spares packaging.requirements (~28 ms of imports, a quarter of `matrix check`); anything else goes
 # through the full PEP 508 parser, with its error messages.
-_SIMPLE = re.compile(
-    r"(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?:\[(?P<extra>[A-Za-z0-9._-]+)\])?==(?P<version>[0-9][0-9A-Za-z.+!_-]*)"
-)
-
-
-def parse(spec: str, *, where: str = "--framework") -> tuple[str, Version, str | None]:
+def parse(spec: str, *, where: str = "--framework") -> tuple[str, Pinned, str | None]:
     """``name==version[+variant]`` or ``name[variant]==version`` -> (framework, version, variant)."""
-    simple = _SIMPLE.fullmatch(spec.strip())
+    simple = _simple(spec.strip())
     if simple is not None:
-        name, extras, pinned = (
-            simple["name"],
-            {simple["extra"]} if simple["extra"] else set(),
-            simple["version"],
-        )
+        name, extra, pinned = simple
+        extras = {extra} if extra else set()
     else:
         from packaging.requirements import InvalidRequirement, Requirement
 
@@ -91,10 +136,7 @@ def parse(spec: str, *, where: str = "--framework") -> tuple[str, Version, str |
     framework = Knowledge.framework_name(name)
     if framework is None:
         raise UnknownName("framework", name, list(FRAMEWORKS), where=where)
-    try:
-        version = Version(pinned)
-    except InvalidVersion:
-        raise UsageError(f"not a version: {pinned!r}", where=where) from None
+    version = _pinned(pinned, where=where)
     variant = version.local
     if extras:
         if variant is not None or len(extras) != 1:
@@ -104,7 +146,7 @@ def parse(spec: str, *, where: str = "--framework") -> tuple[str, Version, str |
 
 
 def find_release(
-    kb: Knowledge, framework: str, version: Version, *, where: str = "--framework"
+    kb: Knowledge, framework: str, version: Pinned, *, where: str = "--framework"
 ) -> FrameworkRelease:
     releases = kb.releases(framework)
     base = version.base_version
@@ -150,5 +192,7 @@ def resolve(kb: Knowledge, spec: str, *, where: str = "--framework") -> Resolved
 def latest_version(release: FrameworkRelease) -> str:
     """The newest known patch of a release line."""
     if release.patches:
+        from packaging.version import Version
+
         return str(max(Version(p) for p in release.patches))
     return release.version

@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from imagesmith.contract.record import field, record
 from imagesmith.probe.facts import Facts, Library
-from imagesmith.probe.record import field, record
 
 if TYPE_CHECKING:
     from imagesmith.matrix.knowledge import Knowledge

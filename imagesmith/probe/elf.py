@@ -12,7 +12,7 @@ import mmap
 import os
 import struct
 
-from imagesmith.probe.record import record
+from imagesmith.contract.record import record
 
 ELFCLASS32 = 1
 ELFCLASS64 = 2

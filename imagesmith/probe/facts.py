@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from imagesmith.probe.record import as_dict, field, record
+from imagesmith.contract.record import as_dict, field, record
 
 ORIGINS = ("wheel", "dpkg", "conda", "driver", "compat", "stub", "unknown")
 

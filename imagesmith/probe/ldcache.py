@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import struct
 
-from imagesmith.probe.record import record
+from imagesmith.contract.record import record
 
 TYPE_CHECKING = False  # mypy treats this name as True; typing is not imported at run time
 if TYPE_CHECKING:

@@ -10,8 +10,8 @@ import os
 import select
 import time
 
+from imagesmith.contract.record import record
 from imagesmith.probe import fsroot
-from imagesmith.probe.record import record
 
 LOADERS = ("/lib64/ld-linux-x86-64.so.2", "/lib/ld-linux-aarch64.so.1", "/lib64/ld64.so.2")
 

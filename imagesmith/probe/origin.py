@@ -10,8 +10,8 @@ import os
 import posixpath
 import re
 
+from imagesmith.contract.record import record
 from imagesmith.probe import fsroot
-from imagesmith.probe.record import record
 
 FAMILIES: tuple[tuple[str, str], ...] = (
     ("cuda", r"libcuda\.so"),

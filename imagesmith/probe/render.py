@@ -57,7 +57,7 @@ def to_json(facts: Facts, result: Diagnosis) -> dict[str, object]:
 
 
 def _edge(edge: object) -> dict[str, object] | None:
-    from imagesmith.probe.record import as_dict
+    from imagesmith.contract.record import as_dict
 
     if edge is None:
         return None

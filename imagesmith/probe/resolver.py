@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 import posixpath
 
+from imagesmith.contract.record import record
 from imagesmith.probe import elf, fsroot, ldcache
 from imagesmith.probe.loaderconf import LoaderConfig
-from imagesmith.probe.record import record
 
 VIAS = ("already_loaded", "rpath", "ld_library_path", "runpath", "ld_so_cache", "default_dirs", "not_found")
 
