@@ -29,7 +29,9 @@ def _load(path: Path):  # type: ignore[no-untyped-def]
 
 def _cell(value: object, unit: str) -> str:
     v = float(value)  # type: ignore[arg-type]
-    return f"{v:.1f} MB" if unit == "MB" else f"{v * 1000:.1f} ms"
+    if unit == "MB":
+        return f"{v:.1f} MB"
+    return f"{v * 1e6:.1f} µs" if unit == "us" else f"{v * 1000:.1f} ms"
 
 
 def render(suites: dict[str, dict[str, object]], failures: list[str]) -> str:

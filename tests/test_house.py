@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "imagesmith"
 # What each ground package may import from imagesmith (its own modules always).
 GROUND = {
     "contract": {"imagesmith.errors"},
-    "matrix": {"imagesmith.errors", "imagesmith.contract"},
+    "matrix": {"imagesmith.errors", "imagesmith.contract", "imagesmith.parsecache"},
 }
 
 # The dotted strings that are not NVIDIA or Python versions and keep their own reader, each with why.
@@ -32,7 +32,8 @@ def _imports(path: Path) -> set[str]:
         if isinstance(node, ast.Import):
             out.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            out.add(node.module)
+            # `from imagesmith import parsecache` imports imagesmith.parsecache: judge the full name.
+            out.update(f"{node.module}.{alias.name}" for alias in node.names)
     return {name for name in out if name.startswith("imagesmith")}
 
 

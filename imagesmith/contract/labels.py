@@ -7,8 +7,8 @@ turns both back into None, so no caller compares against those strings.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
+from imagesmith.contract.record import record
 from imagesmith.contract.sm import NONE, format_sm, parse_sm
 
 PREFIX = "io.imagesmith."
@@ -48,7 +48,7 @@ def _read(labels: Mapping[str, str], key: str) -> str | None:
     return None if text in ("", UNKNOWN, NONE) else text
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class ImageLabels:
     """What an image promises about itself; None where it promises nothing."""
 

@@ -5,8 +5,8 @@ the 40 ms that ``imagesmith doctor why`` may take in a slim pod. ``record`` give
 ``@dataclass(frozen=True, kw_only=True)`` would, for the subset the doctor uses: annotated fields in
 order, immutable defaults or ``field(default_factory=...)``, a keyword-only ``__init__``,
 ``__eq__``/``__hash__`` over the fields, ``__repr__``, ``__match_args__`` and no assignment after
-construction; ``as_dict`` is a shallow ``asdict``. Not supported (and not used): inheritance between
-records, ``replace``, ordering, pickling. Type checkers see ``record`` as a dataclass transform, so
+construction; ``as_dict`` is a shallow ``asdict`` and ``replace`` is ``dataclasses.replace``. Not
+supported (and not used): inheritance between records, ordering, pickling. Type checkers see ``record`` as a dataclass transform, so
 every constructor call is checked like a dataclass's.
 """
 
@@ -42,6 +42,11 @@ def field(*, default_factory: Callable[[], V]) -> V:
 def as_dict(obj: object) -> dict[str, object]:
     """The fields of a record, in declaration order (shallow: nested values are returned as they are)."""
     return {n: getattr(obj, n) for n in type(obj).__record_fields__}  # type: ignore[attr-defined]
+
+
+def replace(obj: T, **changes: object) -> T:
+    """A copy of a record with some fields changed (``dataclasses.replace``)."""
+    return type(obj)(**{**as_dict(obj), **changes})
 
 
 class FrozenRecordError(AttributeError):

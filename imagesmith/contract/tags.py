@@ -7,10 +7,10 @@ move with the plan.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from imagesmith.contract.record import record
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class ImageRef:
     """``[registry/]path[:tag][@digest]``; ``repository`` is everything before the tag."""
 
@@ -90,7 +90,7 @@ def rolling_aliases(
     return tuple(aliases)
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class CuratedTag:
     """The parts of an immutable framework tag written by ``framework_tag``."""
 

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
 from imagesmith.errors import EXIT_NEGATIVE, EXIT_OK, EnvironmentProblem, NegativeAnswer, UsageError
-from imagesmith.images.plan import Plan, make_plan
-from imagesmith.images.policy import load_policy
-from imagesmith.matrix import knowledge
+from imagesmith.images import plan_view
+from imagesmith.images.plan import Plan
 
 if TYPE_CHECKING:  # `images plan` never reads a lock: keep contract.pins (and hashlib) out of it
     from imagesmith.contract.pins import Lock
@@ -20,37 +18,7 @@ POLICY_HELP = "Policy file (default: ./imagesmith.yaml, else the embedded defaul
 
 
 def _plan(policy: Path | None) -> Plan:
-    kb = knowledge.load()
-    return make_plan(kb, load_policy(policy, kb))
-
-
-def plan_payload(plan: Plan) -> dict[str, Any]:
-    return {
-        "schema": 1,
-        "policy": plan.policy.source,
-        "images": [
-            {
-                "name": i.name,
-                "tag": i.tag,
-                "aliases": list(i.aliases),
-                "parent": i.parent,
-                "base": i.base.image,
-                "variant": i.variant,
-                "framework": i.framework_spec,
-                "cuda": str(i.cuda) if i.cuda else None,
-                "cudnn": str(i.cudnn) if i.cudnn else None,
-                "python": i.python,
-                "min_driver": str(i.min_driver) if i.min_driver else None,
-                "full_driver": str(i.full_driver) if i.full_driver else None,
-                "sm": i.sm or None,
-                "nodes": list(i.nodes),
-            }
-            for i in plan.images
-        ],
-        "coverage": [{"line": c[0], "node": c[1], "build": c[2], "verdict": c[3]} for c in plan.coverage],
-        "left_out": [{"what": d.subject, "why": d.reason} for d in plan.left_out],
-        "uncovered": [{"what": d.subject, "why": d.reason} for d in plan.uncovered],
-    }
+    return plan_view.plan_from(policy)
 
 
 @click.group()
@@ -64,49 +32,14 @@ def images() -> None:
 @click.option("--explain", is_flag=True, help="Also name every combination left out, and why.")
 def plan_command(policy: Path | None, as_json: bool, explain: bool) -> int:
     """The smallest image set giving every fleet node a working image for every framework line."""
-    plan = _plan(policy)
-    if as_json:
-        click.echo(json.dumps(plan_payload(plan), indent=2))
-        return EXIT_NEGATIVE if plan.uncovered else EXIT_OK
-    click.echo(
-        f"{len(plan.images)} images from {plan.policy.source} for {len(plan.policy.fleet)} fleet node types:"
-    )
-    for image in plan.images:
-        indent = "  " * (1 + _depth(plan, image.name))
-        facts = [image.variant]
-        if image.framework:
-            facts += [f"CUDA {image.cuda}", f"cuDNN {image.cudnn or '-'}", f"driver >= {image.min_driver}"]
-        facts.append(f"py{image.python}")
-        click.echo(f"{indent}{image.tag}  ({', '.join(facts)})")
-        if image.framework and image.variant == "runtime":
-            click.echo(f"{indent}  sm: {image.sm or 'none'}; runs on: {', '.join(image.nodes)}")
-    click.echo("coverage:")
-    for line, node, build, verdict in plan.coverage:
-        click.echo(f"  {line:<22} {node:<16} {build:<28} {verdict}")
-    _echo_uncovered(plan)
-    if explain:
-        click.echo("left out:")
-        for d in plan.left_out or ():
-            click.echo(f"  {d.subject}: {d.reason}")
-        if not plan.left_out:
-            click.echo("  nothing")
-    return EXIT_NEGATIVE if plan.uncovered else EXIT_OK
+    out, code = plan_view.render(policy, as_json=as_json, explain=explain)
+    click.echo(out)
+    return code
 
 
 def _echo_uncovered(plan: Plan) -> None:
-    if plan.uncovered:
-        click.echo("NOT COVERED:")
-        for d in plan.uncovered:
-            click.echo(f"  {d.subject}: {d.reason}")
-
-
-def _depth(plan: Plan, name: str) -> int:
-    depth = 0
-    image = plan.image(name)
-    while image.parent:
-        depth += 1
-        image = plan.image(image.parent)
-    return depth
+    for line in plan_view.uncovered_lines(plan):
+        click.echo(line)
 
 
 def _refuse(plan: Plan, *, allow_uncovered: bool, check: bool) -> None:

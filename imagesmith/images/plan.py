@@ -4,13 +4,13 @@ for every requested framework line. Pure: policy + knowledge in, plan out."""
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
 
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from imagesmith.contract import labels as labels_contract
 from imagesmith.contract import tags
+from imagesmith.contract.record import record
 from imagesmith.contract.sm import format_sm, parse_sm
 from imagesmith.errors import DataError
 from imagesmith.images.policy import FleetNode, FrameworkLine, OsBase, Policy
@@ -27,7 +27,7 @@ IMPORTS = {"torch": "torch", "jax": "jax", "tensorflow": "tensorflow", "cuda": N
 TF_MIN_PIP_CUDA = Version("2.15")
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class Candidate:
     """One installable build of a framework line and how it fares on every fleet node."""
 
@@ -64,7 +64,7 @@ class Candidate:
         return format_sm([c.sm for c in self.sass], [f"compute_{p.major}{p.minor}" for p in self.ptx])
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class PlannedImage:
     name: str
     tag: str
@@ -103,7 +103,7 @@ class PlannedImage:
         )
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class Decision:
     subject: str
     reason: str
@@ -112,7 +112,7 @@ class Decision:
     line: str | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class Plan:
     policy: Policy
     images: tuple[PlannedImage, ...]

@@ -9,7 +9,7 @@ import json
 import re
 import shlex
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from imagesmith import __version__
 from imagesmith.contract import labels as labels_contract
 from imagesmith.contract import pins, plan_json
 from imagesmith.contract.pins import Lock
+from imagesmith.contract.record import replace
 from imagesmith.contract.tags import ImageRef
 from imagesmith.images.lock import DOCTOR_REQUIREMENTS
 from imagesmith.images.plan import Plan, PlannedImage

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+import os
 
-import yaml
-
+from imagesmith import parsecache
+from imagesmith.contract.record import record
 from imagesmith.errors import DataError
+
+TYPE_CHECKING = False  # mypy treats this name as True; typing costs ~10 ms to import
+if TYPE_CHECKING:
+    from typing import Any
+
+    import yaml
 
 PathKey = tuple[str | int, ...]
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class Located:
     """Plain Python data plus the line of every mapping key and sequence item (1-based)."""
 
@@ -30,7 +34,11 @@ class Located:
         return f"{self.file}:{line}" if line else self.file
 
 
-def _convert(node: yaml.Node, path: PathKey, lines: dict[PathKey, int], file: str) -> Any:
+def _convert(
+    node: yaml.Node, path: PathKey, lines: dict[PathKey, int], file: str, scalars: yaml.SafeLoader
+) -> Any:
+    import yaml
+
     lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
@@ -43,29 +51,45 @@ def _convert(node: yaml.Node, path: PathKey, lines: dict[PathKey, int], file: st
             if key in out:
                 raise DataError(f"duplicate key {key!r}", where=f"{file}:{key_node.start_mark.line + 1}")
             lines[(*path, key)] = key_node.start_mark.line + 1
-            out[key] = _convert(value_node, (*path, key), lines, file)
+            out[key] = _convert(value_node, (*path, key), lines, file, scalars)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_convert(item, (*path, i), lines, file) for i, item in enumerate(node.value)]
+        return [_convert(item, (*path, i), lines, file, scalars) for i, item in enumerate(node.value)]
     # Scalars: the safe constructor applies YAML's own typing rules (ints, bools, nulls).
-    return yaml.constructor.SafeConstructor().construct_object(node, deep=True)
+    return scalars.construct_object(node, deep=True)
 
 
-def load_text(text: str, file: str) -> Located:
+def _parse(text: str, file: str) -> tuple[Any, dict[PathKey, int]]:
+    import yaml
+
+    # libyaml's parser when PyYAML has it (the marks, hence the lines, are the same).
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{file}:{mark.line + 1}" if mark else file
         raise DataError(f"invalid YAML: {exc.problem or exc}", where=where) from None
     lines: dict[PathKey, int] = {}
-    data = _convert(root, (), lines, file) if root is not None else None
+    data = _convert(root, (), lines, file, yaml.SafeLoader("")) if root is not None else None
+    return data, lines
+
+
+def load_text(text: str, file: str) -> Located:
+    """The document with its lines; parsed once per content (``parsecache``): PyYAML is not imported when
+    the same policy was read before."""
+    data, lines = parsecache.cached(
+        text.encode("utf-8"), "yaml", lambda raw: _parse(raw.decode("utf-8"), file)
+    )
     return Located(file=file, data=data, lines=lines)
 
 
-def load_file(path: Path) -> Located:
+def load_file(path: str | os.PathLike[str]) -> Located:
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
     except OSError as exc:
-        raise DataError(f"cannot read: {exc.strerror}", where=str(path)) from None
-    return load_text(text, str(path))
+        raise DataError(f"cannot read: {exc.strerror}", where=os.fspath(path)) from None
+    except UnicodeDecodeError:
+        raise DataError("not UTF-8 text", where=os.fspath(path)) from None
+    return load_text(text, os.fspath(path))

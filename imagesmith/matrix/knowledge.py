@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from functools import cache, cached_property, lru_cache
 
+from imagesmith import parsecache
 from imagesmith.errors import DataError, UnknownName
 from imagesmith.matrix.model import (
     CONFIDENCES,
@@ -133,11 +134,6 @@ class Row:
         return Provenance(file=self.file, line=self.line, source=tuple(citations), confidence=confidence)
 
 
-def _cache_dir() -> str:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "imagesmith", "matrix")
-
-
 def _parse(text: str, name: str) -> tuple[dict[str, Any], dict[str, list[int]]]:
     import re
     import tomllib
@@ -158,33 +154,8 @@ def _parse(text: str, name: str) -> tuple[dict[str, Any], dict[str, list[int]]]:
 
 
 def _parse_cached(data: bytes, name: str) -> tuple[dict[str, Any], dict[str, list[int]]]:
-    """tomllib is pure Python (~20 ms for all files, ~16 ms more to import); the parse, cached in
-    ``marshal`` form (built in, nothing to import) under the content's CRC-32 and length, loads in well
-    under a millisecond. The cache holds plain data only: a stale or foreign file is just re-parsed."""
-    import marshal
-    import zlib
-
-    cache = os.path.join(_cache_dir(), f"{name}-{zlib.crc32(data):08x}-{len(data)}.marshal")
-    try:
-        with open(cache, "rb") as fh:
-            cached = marshal.load(fh)
-        if isinstance(cached, tuple) and len(cached) == 3 and cached[0] == data:
-            doc, lines = cached[1], cached[2]
-            if isinstance(doc, dict) and isinstance(lines, dict):
-                return doc, lines
-    except (OSError, EOFError, ValueError, TypeError):
-        pass
-    parsed = _parse(data.decode("utf-8"), name)
-    try:
-        os.makedirs(os.path.dirname(cache), exist_ok=True)
-        tmp = f"{cache}.{os.getpid()}.tmp"
-        with open(tmp, "wb") as fh:
-            # The source bytes ride along so that a CRC collision can never serve another file's parse.
-            marshal.dump((data, *parsed), fh)
-        os.replace(tmp, cache)
-    except (OSError, ValueError):
-        pass  # a read-only home (or a value marshal cannot hold) only costs speed
-    return parsed
+    """tomllib is pure Python (~20 ms for all files, ~16 ms more to import): read the parse back."""
+    return parsecache.cached(data, f"matrix-{name}", lambda raw: _parse(raw.decode("utf-8"), name))
 
 
 def read_rows(path: str | os.PathLike[str]) -> dict[str, list[Row]]:
@@ -288,6 +259,7 @@ class Knowledge:
         self._unique(rows, lambda t: t.version, "toolkit")
         return tuple(sorted(rows, key=lambda t: t.version))
 
+    @cache  # noqa: B019 - a plan asks for the same few CUDA versions dozens of times
     def toolkit_min_driver(self, cuda: NvVersion) -> Toolkit | None:
         """The Table-3 row for a toolkit: exact update if given (12.6.3), else the minor's first release."""
         exact = [t for t in self.toolkits if t.version == cuda and len(cuda.parts) > 2]

@@ -7,8 +7,6 @@ the standard library because the doctor imports it inside slim images.
 
 from __future__ import annotations
 
-from functools import total_ordering
-
 # No ``re``: it costs ~6 ms to import, and the verdict path (matrix check, the doctor) must stay fast.
 
 
@@ -45,20 +43,27 @@ def _sm(text: str) -> tuple[int, int] | None:
     return None
 
 
-@total_ordering
 class NvVersion:
     """An immutable dotted-integer version. A plain slotted class rather than a dataclass because the
     doctor imports it in slim pods, and dataclasses pulls in inspect (~13 ms) for nothing we use."""
 
-    __slots__ = ("parts", "text")
+    __slots__ = ("_key", "parts", "text")
     __match_args__ = ("parts", "text")
     parts: tuple[int, ...]
     # The spelling we were given: driver components are zero-padded (580.65.06) and must print that way.
     text: str | None
 
+    _key: tuple[int, ...]
+
     def __init__(self, parts: tuple[int, ...], text: str | None = None) -> None:
         object.__setattr__(self, "parts", parts)
         object.__setattr__(self, "text", text)
+        # The order key, computed once (a plan compares versions thousands of times): 12.4 == 12.4.0,
+        # trailing zeros do not change the order.
+        end = len(parts)
+        while end > 1 and parts[end - 1] == 0:
+            end -= 1
+        object.__setattr__(self, "_key", parts[:end])
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"NvVersion is immutable: cannot assign to {name!r}")
@@ -74,6 +79,19 @@ class NvVersion:
 
     @classmethod
     def parse(cls, text: str) -> NvVersion:
+        if cls is NvVersion:
+            # The data repeats a few hundred spellings (12.4, 535.54.03): parse each once; values are
+            # immutable, so sharing them is safe.
+            known = _VERSIONS.get(text)
+            if known is None:
+                known = cls._parse_dotted(text)
+                if len(_VERSIONS) < 4096:
+                    _VERSIONS[text] = known
+            return known
+        return cls._parse_dotted(text)
+
+    @classmethod
+    def _parse_dotted(cls, text: str) -> NvVersion:
         value = str(text).strip()
         if not _dotted(value):
             raise ValueError(f"not a dotted version: {text!r}")
@@ -115,21 +133,23 @@ class NvVersion:
         """The first ``n`` components, padded with zeros (12.4.1 -> 12.4; 12 -> 12.0)."""
         return NvVersion((*self.parts[:n], *([0] * max(0, n - len(self.parts)))))
 
-    def _key(self) -> tuple[int, ...]:
-        # 12.4 == 12.4.0: trailing zeros do not change the order.
-        parts = list(self.parts)
-        while len(parts) > 1 and parts[-1] == 0:
-            parts.pop()
-        return tuple(parts)
-
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, NvVersion) and self._key() == other._key()
+        return isinstance(other, NvVersion) and self._key == other._key
 
     def __hash__(self) -> int:
-        return hash(self._key())
+        return hash(self._key)
 
     def __lt__(self, other: NvVersion) -> bool:
-        return self._key() < other._key()
+        return self._key < other._key
+
+    def __le__(self, other: NvVersion) -> bool:
+        return self._key <= other._key
+
+    def __gt__(self, other: NvVersion) -> bool:
+        return self._key > other._key
+
+    def __ge__(self, other: NvVersion) -> bool:
+        return self._key >= other._key
 
     def __str__(self) -> str:
         return self.text or ".".join(str(p) for p in self.parts)
@@ -163,6 +183,17 @@ class Capability(NvVersion):
     @classmethod
     def parse(cls, text: str) -> Capability:
         """``8.6``, ``sm_86``, ``compute_90a``, ``sm_100``; anything else is a ValueError naming the text."""
+        # A few dozen spellings recur hundreds of times in the data: parse each once (values are immutable).
+        known = _CAPABILITIES.get(text)
+        if known is not None:
+            return known
+        parsed = cls._parse(text)
+        if len(_CAPABILITIES) < 4096:
+            _CAPABILITIES[text] = parsed
+        return parsed
+
+    @classmethod
+    def _parse(cls, text: str) -> Capability:
         value = str(text).strip()
         sm = _sm(value)
         if sm is not None:
@@ -170,3 +201,7 @@ class Capability(NvVersion):
         if not _dotted(value):
             raise ValueError(f"not a compute capability: {text!r}")
         return cls(tuple(int(p) for p in value.split(".")), value)
+
+
+_CAPABILITIES: dict[str, Capability] = {}
+_VERSIONS: dict[str, NvVersion] = {}

@@ -52,7 +52,10 @@ def test_same_release_compares_what_both_sides_say() -> None:
     assert NvVersion.parse("9.1.0.70").same_release(NvVersion.parse("9.1.0.2"))  # three components at most
 
 
-@given(st.lists(st.integers(0, 999), min_size=1, max_size=4), st.lists(st.integers(0, 999), min_size=1, max_size=4))
+@given(
+    st.lists(st.integers(0, 999), min_size=1, max_size=4),
+    st.lists(st.integers(0, 999), min_size=1, max_size=4),
+)
 def test_order_is_the_integer_tuple_order_ignoring_trailing_zeros(a: list[int], b: list[int]) -> None:
     def key(parts: list[int]) -> tuple[int, ...]:
         width = max(len(a), len(b))

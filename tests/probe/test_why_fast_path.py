@@ -17,10 +17,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from imagesmith.contract.record import FrozenRecordError, as_dict, field, record
 from imagesmith.errors import UsageError
 from imagesmith.probe import jsonout, loaderconf, resolver, why
 from imagesmith.probe.cli import parse_doctor, parse_why
-from imagesmith.contract.record import FrozenRecordError, as_dict, field, record
 from tests.probe.conftest import build_lib
 
 
