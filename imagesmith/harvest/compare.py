@@ -64,6 +64,20 @@ def _same_cuda_line(a: str, b: str) -> bool:
     return x is not None and y is not None and x.truncate(2) == y.truncate(2)
 
 
+def _admits_exactly_from_the_lowest(spec: str, shipped: list[str]) -> bool:
+    """The data's Python specifier admits every CPython with a wheel, and none older than the oldest."""
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    try:
+        admitted = SpecifierSet(spec)
+    except InvalidSpecifier:
+        return False
+    if not shipped or not all(admitted.contains(v) for v in shipped):
+        return False
+    oldest = min(Version(v) for v in shipped)
+    return not any(admitted.contains(f"3.{minor}") for minor in range(oldest.minor))
+
+
 def _lower_bound(spec: str) -> str | None:
     match = re.search(r">=\s*([0-9.]+)", spec)
     return match.group(1) if match else None
@@ -105,11 +119,19 @@ def _framework(kb: Knowledge, facts: list[Fact]) -> list[Finding]:
     for key, fact in by_key.items():
         if key.startswith("fatbin "):
             out.append(Finding(status="info", subject=first.subject, key=key, data=None, artifact=fact.value, where=None, provenance=prov))  # fmt: skip
+    shipped = by_key.get("pythons")
+    if shipped is not None:
+        experimental = set(release.python_experimental)
+        supported = [v for v in shipped.value.split() if v not in experimental]
+        ok = experimental <= set(shipped.value.split()) and _admits_exactly_from_the_lowest(release.python, supported)
+        out.append(Finding(status="confirmed" if ok else "contradicted", subject=first.subject, key="python (wheels)", data=release.python + "".join(f" + {v} (experimental)" for v in release.python_experimental), artifact=shipped.value, where=release.provenance.where, provenance=prov))  # fmt: skip
     python = by_key.get("python")
     if python is not None:
         ours, theirs = _lower_bound(release.python), _lower_bound(python.value)
-        ok = ours is not None and ours == theirs
-        out.append(Finding(status="confirmed" if ok else "contradicted", subject=first.subject, key="python (lowest)", data=release.python, artifact=python.value, where=release.provenance.where, provenance=prov))  # fmt: skip
+        ok = ours is not None and theirs is not None and Version(ours) == Version(theirs)
+        # With the wheels' own Pythons judged above, a looser Requires-Python is worth saying, not a conflict.
+        status = "confirmed" if ok else ("info" if shipped is not None else "contradicted")
+        out.append(Finding(status=status, subject=first.subject, key="python (lowest)", data=release.python, artifact=python.value, where=release.provenance.where, provenance=prov))  # fmt: skip
     for key in ("cuda_runtime", "cudnn", "nccl", "nvjitlink", "platforms"):
         if (key in by_key and not re.fullmatch(r"[0-9.]+", by_key[key].value)) or (
             key in ("nccl", "nvjitlink", "platforms") and key in by_key

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from email.parser import Parser
+
+from packaging.version import Version
 
 from imagesmith.matrix.versions import Capability
 
@@ -85,3 +88,9 @@ def capabilities(names: tuple[str, ...]) -> tuple[str, ...]:
     """``sm_88`` -> ``8.8``: plain targets only (``sm_90a``/``sm_100f`` are suffixed variants)."""
     plain = {Capability.parse(name) for name in names if re.fullmatch(r"(?:sm|compute)_\d+", name)}
     return tuple(str(c) for c in sorted(plain))
+
+
+def cpythons(python_tags: Iterable[str]) -> tuple[str, ...]:
+    """``cp310``, ``cp39`` -> ``3.9 3.10`` (oldest first); other tags (``py3``, ``abi3``'s ``cp``-less) skipped."""
+    out = {f"{tag[2]}.{tag[3:]}" for tag in python_tags if re.fullmatch(r"cp3\d+", tag)}
+    return tuple(sorted(out, key=Version))

@@ -61,8 +61,16 @@ def harvest(index: Index, spec: Spec, *, deep_scan: bool) -> tuple[facts.Fact, .
     subject = f"{spec.project} {version}"
     provenance = facts.Provenance(artifact=artifact.filename, sha256=artifact.sha256)
     found = facts.from_metadata(subject, index.metadata(artifact), provenance)
-    platforms = sorted({t for a in index.artifacts(spec.project, version) for t in a.platform_tags})
+    artifacts = index.artifacts(spec.project, version)
+    platforms = sorted({t for a in artifacts for t in a.platform_tags})
     found += (facts.Fact(subject=subject, key="platforms", value=" ".join(platforms), provenance=provenance),)
+    # The CPythons it really ships Linux x86_64 wheels for: Requires-Python is often looser (torch 2.5 says
+    # >=3.8.0 and has no cp38 wheel), and the images install wheels.
+    pythons = facts.cpythons(
+        a.python_tag for a in artifacts if any("linux" in t and "x86_64" in t for t in a.platform_tags)
+    )
+    if pythons:
+        found += (facts.Fact(subject=subject, key="pythons", value=" ".join(pythons), provenance=provenance),)
     if deep_scan:
         found += deep.harvest(index, artifact, subject)
     return found

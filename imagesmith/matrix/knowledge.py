@@ -447,6 +447,7 @@ class Knowledge:
                     version=row.req("version", str),
                     patches=row.strings("patches", required=False),
                     python=python,
+                    python_experimental=row.strings("python_experimental", required=False),
                     pypi_default=row.get("pypi_default", str, required=False),
                     provenance=row.provenance(),
                 )

@@ -94,6 +94,8 @@ class FrameworkRelease:
     version: str
     patches: tuple[str, ...]
     python: str  # PEP 440 specifier text
+    # CPythons with wheels that the project calls experimental: shipped, deliberately left out of `python`.
+    python_experimental: tuple[str, ...]
     pypi_default: str | None
     provenance: Provenance
 

@@ -193,3 +193,29 @@ def test_write_adds_the_missing_row_once_with_its_provenance(index: Index, tmp_p
     assert artifact.sha256 in row.provenance.source[0] and artifact.filename in row.provenance.source[0]
     again = subprocess.run(args, capture_output=True, text=True, timeout=600)
     assert "2 confirmed, 0 contradicted, 0 new" in again.stdout, again.stdout
+
+
+def test_the_pythons_a_release_ships_wheels_for_are_compared_with_the_data(index: Index) -> None:
+    """torch 2.5.0 on the real index: Requires-Python says >=3.8, but its Linux wheels are cp39..cp313 and
+    the data keeps 3.13 as experimental. The wheels decide; the looser metadata is only mentioned."""
+    found = run.harvest(index, run.Spec(project="torch", version="2.5.0"), deep_scan=False)
+    shipped = _by_key(found)["pythons"]
+    assert shipped.value.split()[0] == "3.9" and "3.13" in shipped.value.split()
+    kb = knowledge.load()
+    by_key = {f.key: f for f in compare.compare(kb, found)}
+    assert by_key["python (wheels)"].status == "confirmed"
+    assert "3.13 (experimental)" in str(by_key["python (wheels)"].data)
+    assert by_key["python (lowest)"].status == "info"
+    # The same wheels against a release line that claims 3.8: contradicted, with both values.
+    fake = tuple(
+        facts.Fact(subject=f.subject, key=f.key, value="3.8 " + f.value, provenance=f.provenance)
+        if f.key == "pythons"
+        else f
+        for f in found
+    )
+    wrong = {f.key: f for f in compare.compare(kb, fake)}["python (wheels)"]
+    assert wrong.status == "contradicted" and wrong.artifact.startswith("3.8 3.9")
+
+
+def test_cpython_tags_sort_as_versions() -> None:
+    assert facts.cpythons(["cp310", "cp39", "py3", "cp313", "abi3", "cp310"]) == ("3.9", "3.10", "3.13")
