@@ -12,7 +12,7 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "doctor":
-        from imagesmith.probe.cli import main as doctor_main
+        from imagesmith.doctor.cli import main as doctor_main
 
         code: int = doctor_main(args[1:])
         return code

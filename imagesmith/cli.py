@@ -21,7 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "images": ("imagesmith.images.cli:images", "Plan and render the curated base images from the policy."),
     "build": ("imagesmith.builder.cli:build", "Build the curated images on the local Docker engine."),
     "doctor": (
-        "imagesmith.probe.click_command:doctor_command",
+        "imagesmith.doctor.click_command:doctor_command",
         "Explain how libcuda/libcudart are found in this pod.",
     ),
     "instances": ("imagesmith.picker.cli:instances", "Inspect and regenerate the instance catalog."),

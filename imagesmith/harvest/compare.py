@@ -123,7 +123,9 @@ def _framework(kb: Knowledge, facts: list[Fact]) -> list[Finding]:
     if shipped is not None:
         experimental = set(release.python_experimental)
         supported = [v for v in shipped.value.split() if v not in experimental]
-        ok = experimental <= set(shipped.value.split()) and _admits_exactly_from_the_lowest(release.python, supported)
+        ok = experimental <= set(shipped.value.split()) and _admits_exactly_from_the_lowest(
+            release.python, supported
+        )
         out.append(Finding(status="confirmed" if ok else "contradicted", subject=first.subject, key="python (wheels)", data=release.python + "".join(f" + {v} (experimental)" for v in release.python_experimental), artifact=shipped.value, where=release.provenance.where, provenance=prov))  # fmt: skip
     python = by_key.get("python")
     if python is not None:

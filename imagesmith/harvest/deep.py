@@ -29,7 +29,7 @@ Library = tuple[tuple[int, ...], tuple[int, ...], int]  # (sass, ptx, fatbin ent
 def scan_wheel(wheel: Path) -> dict[str, Library]:
     """Each shared library of the wheel that has a fatbin: the (sass, ptx) architectures it is built for
     (every kernel, not an architecture-specific extra; see ``covered``)."""
-    from imagesmith.probe import fatbin
+    from imagesmith.doctor import fatbin
 
     found: dict[str, Library] = {}
     with zipfile.ZipFile(wheel) as archive, tempfile.TemporaryDirectory(prefix="imagesmith-deep-") as tmp:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from imagesmith.contract.record import record
 from imagesmith.errors import UnknownName, UsageError
 from imagesmith.matrix import knowledge, rules, spec
+from imagesmith.matrix.codes import Code
 from imagesmith.matrix.versions import NvVersion
 
 TYPE_CHECKING = False  # typing costs ~10 ms here; mypy treats this name as True
@@ -48,7 +49,7 @@ def check(
         if as_json:
             import json
 
-            reason = {"code": "UNKNOWN_VERSION", "message": exc.one_line()}
+            reason = {"code": Code.UNKNOWN_VERSION, "message": exc.one_line()}
             print(
                 json.dumps(
                     {"schema": 1, "verdict": "unknown", "reasons": [reason], "inputs": inputs}, indent=2

@@ -17,6 +17,7 @@ Standard library only: the doctor uses these rules in slim images.
 from __future__ import annotations
 
 from imagesmith.contract.record import record
+from imagesmith.matrix.codes import Code
 from imagesmith.matrix.knowledge import Knowledge
 from imagesmith.matrix.model import Gpu
 from imagesmith.matrix.versions import NvVersion
@@ -81,7 +82,7 @@ def gpu_on_driver(kb: Knowledge, *, gpu: Gpu, driver: NvVersion) -> Verdict:
     if arch is not None and arch.last_driver_branch is not None and driver.major > arch.last_driver_branch:
         return Verdict.of(
             Reason(
-                code="GPU_UNSUPPORTED_BY_DRIVER",
+                code=Code.GPU_UNSUPPORTED_BY_DRIVER,
                 severity="fail",
                 message=(
                     f"driver {driver} (R{driver.major}) no longer supports {arch.name} GPUs such as {gpu.name}: "
@@ -94,7 +95,7 @@ def gpu_on_driver(kb: Knowledge, *, gpu: Gpu, driver: NvVersion) -> Verdict:
     if needs is not None and native is not None and native.truncate(2) < needs.truncate(2):
         return Verdict.of(
             Reason(
-                code="GPU_UNSUPPORTED_BY_DRIVER",
+                code=Code.GPU_UNSUPPORTED_BY_DRIVER,
                 severity="fail",
                 message=(
                     f"driver {driver} (CUDA {_cuda(native)}) predates {gpu.name} (sm {gpu.capability}), which needs a "
@@ -122,14 +123,14 @@ def runtime_on_driver(
         reasons.extend(forward.reasons)
         if not forward.ok:
             return Verdict.of(*reasons)
-        if any(r.code == "FORWARD_COMPAT" for r in forward.reasons):
+        if any(r.code == Code.FORWARD_COMPAT for r in forward.reasons):
             effective = compat_cuda if native is None else max(native, compat_cuda.truncate(2))
     wanted = cuda.truncate(2)
     if effective is not None and wanted <= effective.truncate(2):
         via = "the cuda-compat user-mode driver" if effective != native else f"driver {driver}"
         reasons.append(
             Reason(
-                code="BACKWARD_COMPATIBLE",
+                code=Code.BACKWARD_COMPATIBLE,
                 severity="info",
                 message=f"{via} supports CUDA {_cuda(effective)} >= the CUDA {_cuda(wanted)} runtime",
             )
@@ -142,7 +143,7 @@ def runtime_on_driver(
         if driver >= family.mvc_min_driver and same_major_or_newer:
             reasons.append(
                 Reason(
-                    code="MINOR_VERSION_COMPATIBLE",
+                    code=Code.MINOR_VERSION_COMPATIBLE,
                     severity="caveat",
                     message=(
                         f"driver {driver} ({native_text}) is older than the CUDA {_cuda(wanted)} runtime but above the "
@@ -153,7 +154,7 @@ def runtime_on_driver(
             )
             reasons.append(
                 Reason(
-                    code="PTX_JIT_CAVEAT",
+                    code=Code.PTX_JIT_CAVEAT,
                     severity="caveat",
                     message=(
                         f"this driver cannot JIT-compile PTX emitted by CUDA {_cuda(wanted)}: kernels compiled at run time "
@@ -168,7 +169,7 @@ def runtime_on_driver(
         floor = ""
     reasons.append(
         Reason(
-            code="DRIVER_TOO_OLD",
+            code=Code.DRIVER_TOO_OLD,
             severity="fail",
             message=(
                 f"driver {driver} supports {native_text}, older than the CUDA {_cuda(wanted)} runtime{floor}: "
@@ -188,7 +189,7 @@ def _forward_compat(
     if gpu is not None and gpu.forward_compat == "ineligible":
         return Verdict.of(
             Reason(
-                code="FORWARD_COMPAT_UNSUPPORTED_GPU",
+                code=Code.FORWARD_COMPAT_UNSUPPORTED_GPU,
                 severity="fail",
                 message=(
                     f"{package.package} only works on data-center GPUs, select NGC-Ready RTX SKUs and Jetson; on "
@@ -201,7 +202,7 @@ def _forward_compat(
     if native is not None and package.cuda.truncate(2) <= native.truncate(2):
         return Verdict.of(
             Reason(
-                code="FORWARD_COMPAT_NOT_NEEDED",
+                code=Code.FORWARD_COMPAT_NOT_NEEDED,
                 severity="caveat",
                 message=(
                     f"driver {driver} already supports CUDA {_cuda(native)}; {package.package} is not newer and an "
@@ -213,7 +214,7 @@ def _forward_compat(
         supported = ", ".join(f"R{b}" for b in package.supported_branches) or "none"
         return Verdict.of(
             Reason(
-                code="FORWARD_COMPAT_UNSUPPORTED_BRANCH",
+                code=Code.FORWARD_COMPAT_UNSUPPORTED_BRANCH,
                 severity="fail",
                 message=(
                     f"NVIDIA does not support {package.package} on R{driver.major} (supported base branches: {supported}); "
@@ -226,7 +227,7 @@ def _forward_compat(
         caveat = " if the GPU is eligible (data-center, select NGC-Ready RTX, Jetson)"
     return Verdict.of(
         Reason(
-            code="FORWARD_COMPAT",
+            code=Code.FORWARD_COMPAT,
             severity="caveat",
             message=(
                 f"{package.package} on R{driver.major} provides CUDA {_cuda(package.cuda)}{caveat}; its libcuda must be "
@@ -246,14 +247,16 @@ def kernel_for_gpu(
         best = max(sass_match)
         how = "native" if best == cap else f"binary-compatible within major {cap.major}"
         return Verdict.of(
-            Reason(code="KERNEL_IMAGE", severity="info", message=f"SASS {best.sm} runs on {cap.sm} ({how})")
+            Reason(
+                code=Code.KERNEL_IMAGE, severity="info", message=f"SASS {best.sm} runs on {cap.sm} ({how})"
+            )
         )
     ptx_match = [p for p in ptx if p <= cap]
     if ptx_match:
         best = max(ptx_match)
         return Verdict.of(
             Reason(
-                code="PTX_JIT_CAVEAT",
+                code=Code.PTX_JIT_CAVEAT,
                 severity="caveat",
                 message=(
                     f"no SASS for {cap.sm}: the driver JIT-compiles compute_{best.major}{best.minor} PTX at first launch "
@@ -264,7 +267,7 @@ def kernel_for_gpu(
     carried = ", ".join([s.sm for s in sass] + [f"compute_{p.major}{p.minor}" for p in ptx]) or "nothing"
     return Verdict.of(
         Reason(
-            code="NO_KERNEL_IMAGE",
+            code=Code.NO_KERNEL_IMAGE,
             severity="fail",
             message=(
                 f"the build carries {carried} and no code {cap.sm} can run: 'no kernel image is available for execution "
@@ -289,12 +292,12 @@ def evaluate(
     runtime = runtime_on_driver(kb, cuda=cuda, driver=driver, gpu=gpu, compat_cuda=compat_cuda)
     kernel = kernel_for_gpu(sass=sass, ptx=ptx, capability=gpu.capability)
     verdict = node + runtime + kernel
-    needs_jit = "PTX_JIT_CAVEAT" in kernel.codes()
-    if needs_jit and "MINOR_VERSION_COMPATIBLE" in runtime.codes():
+    needs_jit = Code.PTX_JIT_CAVEAT in kernel.codes()
+    if needs_jit and Code.MINOR_VERSION_COMPATIBLE in runtime.codes():
         # The GPU only runs this build through PTX, and the driver is older than the PTX's toolkit.
         verdict = verdict + Verdict.of(
             Reason(
-                code="PTX_JIT_UNSUPPORTED",
+                code=Code.PTX_JIT_UNSUPPORTED,
                 severity="fail",
                 message=(
                     f"{gpu.name} needs the build's PTX JIT-compiled, but driver {driver} is older than CUDA "
@@ -304,3 +307,20 @@ def evaluate(
             )
         )
     return verdict
+
+
+def cudnn_for_build(*, loaded: NvVersion, built_with: NvVersion) -> Verdict:
+    """Does the cuDNN that loads serve a build made against ``built_with``? cuDNN keeps its API and ABI
+    within a major, and a build needs at least the minor it was made with."""
+    if loaded.major == built_with.major and loaded.truncate(2) >= built_with.truncate(2):
+        return Verdict.of()
+    return Verdict.of(
+        Reason(
+            code=Code.CUDNN_MISMATCH,
+            severity="fail",
+            message=(
+                f"built against cuDNN {built_with} but cuDNN {loaded} loads: cuDNN needs the same major and an "
+                f"equal or higher minor"
+            ),
+        )
+    )

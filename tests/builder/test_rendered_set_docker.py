@@ -116,7 +116,7 @@ def test_rendered_policy_builds_and_smoke_tests(rendered: Rendered, docker_clien
 
 
 # The doctor's fake-node scenarios, inside a container of the curated image: the stub driver libraries
-# (compiled here, as in tests/probe) are bind-mounted where the NVIDIA container runtime mounts the real
+# (compiled here, as in tests/doctor) are bind-mounted where the NVIDIA container runtime mounts the real
 # ones, and empty files stand in for the device nodes. The image, its Python, its venv and its real
 # libcudart 12.9 wheel are the ones that ship.
 SCENARIOS = {
@@ -133,7 +133,7 @@ SCENARIOS = {
 def test_doctor_scenarios_inside_the_built_image(
     rendered: Rendered, docker_client: Any, tmp_path: Path, scenario: str
 ) -> None:
-    from tests.probe.conftest import Node
+    from tests.doctor.conftest import Node
 
     driver, cuda, stub_first, expected, absent = SCENARIOS[scenario]
     node = Node(tmp_path / "node", None)

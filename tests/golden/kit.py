@@ -194,7 +194,7 @@ def project_tests(client: Any, image: str, project: Path) -> tuple[int, str]:
 
 def gpu_node_mounts(tmp: Path, *, driver: str, cuda: int, gpu: str, cc: tuple[int, int]) -> dict[str, Any]:
     """Stub libcuda/NVML compiled here, mounted where the NVIDIA container runtime mounts the real ones."""
-    from tests.probe.conftest import Node
+    from tests.doctor.conftest import Node
 
     node = Node(tmp, None)
     node.libcuda("/usr/local/nvidia/lib64", driver, cuda=cuda)

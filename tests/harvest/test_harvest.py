@@ -17,7 +17,7 @@ from imagesmith.harvest.pypi import Index
 from imagesmith.matrix import knowledge
 from imagesmith.matrix.knowledge import DATA_DIR
 from imagesmith.matrix.versions import NvVersion
-from tests.probe.conftest import gcc
+from tests.doctor.conftest import gcc
 
 CA = Path("/etc/ssl/certs/ca-certificates.crt")
 

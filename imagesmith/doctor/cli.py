@@ -2,7 +2,7 @@
 
 Dispatched by ``imagesmith/__main__.py`` ahead of the click CLI. Exit codes: 0 no error finding, 1 an
 error finding, 2 bad input or an internal error, 3 environment problem (Docker engine unreachable).
-Options are parsed by hand (``imagesmith.probe.options``): argparse and what it pulls in cost ~15 ms.
+Options are parsed by hand (``imagesmith.doctor.loader.options``): argparse and what it pulls in cost ~15 ms.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 import sys
 
+from imagesmith.doctor.loader import options
 from imagesmith.errors import EXIT_BAD_INPUT, ImagesmithError, UsageError
-from imagesmith.probe import options
 
 PROG = "imagesmith doctor"
 
@@ -115,8 +115,8 @@ def _run_why(argv: list[str]) -> int:
         sys.stdout.write(WHY_HELP)
         return 0
     file, root_arg, as_json = parsed
-    from imagesmith.probe import elf, fsroot, loaderconf, resolver, why
-    from imagesmith.probe.jsonout import dumps
+    from imagesmith.doctor.loader import elf, fsroot, loaderconf, resolver, why
+    from imagesmith.doctor.loader.jsonout import dumps
 
     root = _check_root(root_arg)
     path = file if root == "/" else ("/" + file.lstrip("/"))
@@ -147,18 +147,21 @@ def _run_doctor(argv: list[str]) -> int:
         sys.stdout.write(DOCTOR_HELP)
         return 0
     root = _check_root(args.root)
-    from imagesmith.probe import collect, diagnose, render
-    from imagesmith.probe.jsonout import dumps
+    from imagesmith.doctor import collect, render, rules
+    from imagesmith.doctor.loader.jsonout import dumps
+    from imagesmith.matrix import knowledge
 
     facts = collect.collect(root=root, probe=not args.no_probe, probe_timeout=args.probe_timeout)
+    kb = knowledge.load()
     if args.image:
-        from imagesmith.probe import image
+        from imagesmith.doctor import image_facts
+        from imagesmith.doctor.image_check import check_image
 
-        labels = image.inspect(args.image)
-        report = diagnose.check_image(facts, labels)
+        labels = image_facts.inspect(args.image)
+        report = check_image(facts, labels, kb)
         print(dumps(report.to_json()) if args.json else render.image_text(report))
         return report.exit_code(strict=args.strict)
-    result = diagnose.diagnose(facts)
+    result = rules.diagnose(facts, kb)
     print(dumps(render.to_json(facts, result)) if args.json else render.to_text(facts, result))
     return result.exit_code(strict=args.strict)
 

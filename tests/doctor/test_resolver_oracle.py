@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.probe.conftest import build_exe, build_lib, gcc, install_wheel
+from tests.doctor.conftest import build_exe, build_lib, gcc, install_wheel
 
 HWCAPS = "x86-64-v2"
 

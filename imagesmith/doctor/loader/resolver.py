@@ -13,8 +13,8 @@ import os
 import posixpath
 
 from imagesmith.contract.record import record
-from imagesmith.probe import elf, fsroot, ldcache
-from imagesmith.probe.loaderconf import LoaderConfig
+from imagesmith.doctor.loader import elf, fsroot, ldcache
+from imagesmith.doctor.loader.loaderconf import LoaderConfig
 
 VIAS = ("already_loaded", "rpath", "ld_library_path", "runpath", "ld_so_cache", "default_dirs", "not_found")
 
@@ -294,37 +294,7 @@ class Resolver:
             return Edge(name=name, needed_by=needed_by, path=None, via="not_found", kind=kind), None
         if "/" in expanded:
             return self._open_direct(requester, name, self._abs(expanded), kind=kind)
-        winner: tuple[str, str] | None = None
-        error: str | None = None
-        shadowed: list[str] = []
-        skipped: list[str] = []
-        searched: list[str] = []
-        seen: set[tuple[int, int]] = set()
-        target = self._target()
-        for via, entries in self._steps(requester, name):
-            for entry in entries:
-                candidates = [entry] if via == "ld_so_cache" else self._in_dir(entry, name)
-                if via != "ld_so_cache":
-                    searched.append(entry or ".")
-                for cand in candidates:
-                    info, err, ident = self._inspect(self._abs(cand))
-                    if info is None and err is None:
-                        continue  # cannot be opened: glibc moves on
-                    if info is not None and target is not None and not target.same_target(info):
-                        skipped.append(f"{cand} (wrong ELF class or machine: {info.machine_name})")
-                        continue
-                    if ident in seen:
-                        continue
-                    if ident != (0, 0):
-                        seen.add(ident)
-                    if winner is None and error is None:
-                        if err is not None:
-                            error = f"{cand}: {err}"
-                            winner = (via, cand)
-                        else:
-                            winner = (via, cand)
-                    else:
-                        shadowed.append(cand)
+        winner, error, shadowed, skipped, searched = self._scan(requester, name)
         if winner is None:
             return (
                 Edge(
@@ -365,6 +335,57 @@ class Resolver:
             searched=tuple(searched),
         )
         return edge, loaded
+
+    def _scan(
+        self, requester: LoadedObject | None, name: str
+    ) -> tuple[tuple[str, str] | None, str | None, list[str], list[str], list[str]]:
+        """The loader's search for ``name`` on behalf of ``requester``: the winner (via, path), an error the
+        winner gives, and the copies shadowed, skipped and directories searched. Adds nothing."""
+        winner: tuple[str, str] | None = None
+        error: str | None = None
+        shadowed: list[str] = []
+        skipped: list[str] = []
+        searched: list[str] = []
+        seen: set[tuple[int, int]] = set()
+        target = self._target()
+        for via, entries in self._steps(requester, name):
+            for entry in entries:
+                candidates = [entry] if via == "ld_so_cache" else self._in_dir(entry, name)
+                if via != "ld_so_cache":
+                    searched.append(entry or ".")
+                for cand in candidates:
+                    info, err, ident = self._inspect(self._abs(cand))
+                    if info is None and err is None:
+                        continue  # cannot be opened: glibc moves on
+                    if info is not None and target is not None and not target.same_target(info):
+                        skipped.append(f"{cand} (wrong ELF class or machine: {info.machine_name})")
+                        continue
+                    if ident in seen:
+                        continue
+                    if ident != (0, 0):
+                        seen.add(ident)
+                    if winner is None and error is None:
+                        if err is not None:
+                            error = f"{cand}: {err}"
+                            winner = (via, cand)
+                        else:
+                            winner = (via, cand)
+                    else:
+                        shadowed.append(cand)
+        return winner, error, shadowed, skipped, searched
+
+    def lookup(self, name: str) -> Edge:
+        """What ``dlopen(name)`` from the executable would pick in a process that has loaded nothing else
+        yet (the answer for a program that is not the framework): nothing is added to the namespace."""
+        winner, error, shadowed, skipped, searched = self._scan(self.main, name)
+        needed_by = self.main.path if self.main else None
+        if winner is None:
+            return Edge(name=name, needed_by=needed_by, path=None, via="not_found", kind="dlopen",
+                        skipped=tuple(skipped), searched=tuple(searched),
+                        error=f"{name}: cannot open shared object file")  # fmt: skip
+        via, path = winner
+        return Edge(name=name, needed_by=needed_by, path=path, via=via, kind="dlopen", shadowed=tuple(shadowed),
+                    skipped=tuple(skipped), searched=tuple(searched), error=error)  # fmt: skip
 
     def _open_direct(
         self, requester: LoadedObject | None, name: str, path: str, *, kind: str

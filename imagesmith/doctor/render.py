@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from imagesmith.probe.diagnose import Diagnosis
-from imagesmith.probe.facts import Facts
+from imagesmith.doctor.facts import Facts
+from imagesmith.doctor.findings import Diagnosis
 
 _VERDICT = {
     "ok": "OK: CUDA libraries resolve consistently with this node's driver.",

@@ -1,10 +1,19 @@
-"""The facts the doctor collects about a pod; plain frozen data, no behaviour beyond JSON."""
+"""The facts the doctor collects about a pod; plain frozen data, no behaviour beyond JSON.
+
+Versions are parsed once, here at collection (``nv``, ``cc``, ``kernel_nv``): the rules compare values,
+never strings. The parsed fields stay out of the JSON, which shows what the files and NVML said.
+"""
 
 from __future__ import annotations
 
 from imagesmith.contract.record import as_dict, field, record
 
-ORIGINS = ("wheel", "dpkg", "conda", "driver", "compat", "stub", "unknown")
+TYPE_CHECKING = False  # mypy treats this name as True
+if TYPE_CHECKING:
+    from imagesmith.matrix.versions import Capability, NvVersion
+
+# toolkit: a CUDA toolkit under /usr/local/cuda*/ (runfile or container base), not a package we can name.
+ORIGINS = ("wheel", "dpkg", "conda", "toolkit", "driver", "compat", "stub", "unknown")
 
 ENV_VARS = (
     "LD_LIBRARY_PATH",
@@ -32,9 +41,11 @@ class Library:
     via: str | None = None
     needed_by: str | None = None
     shadowed: tuple[str, ...] = ()
+    nv: NvVersion | None = None  # ``version`` parsed (not in the JSON)
 
     def to_json(self) -> dict[str, object]:
         out = as_dict(self)
+        del out["nv"]
         out["shadowed"] = list(self.shadowed)
         return out
 
@@ -46,6 +57,7 @@ class GpuFacts:
     brand: str | None
     capability: str | None
     memory_mib: int | None
+    cc: Capability | None = None  # ``capability`` parsed (not in the JSON)
 
 
 @record
@@ -86,6 +98,18 @@ class Framework:
     sass: tuple[str, ...] = ()
     ptx: tuple[str, ...] = ()
     arch_source: str | None = None
+    # Why this is a CPU-only build (torch +cpu, jaxlib without a CUDA plugin, tensorflow-cpu), or None.
+    cpu_only: str | None = None
+
+
+@record
+class Pick:
+    """What ``dlopen(name)`` from the executable picks before anything else is loaded: the copy a program
+    that is not the framework (or the framework's own later dlopens by name) gets."""
+
+    name: str
+    path: str | None
+    via: str
 
 
 @record
@@ -106,6 +130,10 @@ class Facts:
     glibc_required_by: str | None
     ld_conf_files: tuple[str, ...]
     loader_system_dirs: tuple[str, ...]
+    kernel_nv: NvVersion | None = None  # ``kernel_module`` parsed
+    picks: tuple[Pick, ...] = ()
+    # Device nodes present but not usable (open() refused: a lost device cgroup), with the error.
+    device_errors: tuple[str, ...] = ()
 
     def resolved(self, family: str) -> Library | None:
         for lib in self.libraries:
@@ -115,3 +143,6 @@ class Facts:
 
     def family(self, family: str) -> tuple[Library, ...]:
         return tuple(lib for lib in self.libraries if lib.family == family)
+
+    def pick(self, name: str) -> Pick | None:
+        return next((p for p in self.picks if p.name == name), None)

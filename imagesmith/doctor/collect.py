@@ -12,10 +12,12 @@ import os
 import re
 import sys
 
-from imagesmith.probe import elf, frameworks, fsroot, loaderconf, origin
-from imagesmith.probe.facts import ENV_VARS, Edge, Facts, Framework, GpuFacts, Library, ProbeResult
-from imagesmith.probe.resolver import Edge as ResolvedEdge
-from imagesmith.probe.resolver import Resolver
+from imagesmith.doctor import frameworks, origin
+from imagesmith.doctor.facts import ENV_VARS, Edge, Facts, Framework, GpuFacts, Library, Pick, ProbeResult
+from imagesmith.doctor.loader import elf, fsroot, loaderconf
+from imagesmith.doctor.loader.resolver import Edge as ResolvedEdge
+from imagesmith.doctor.loader.resolver import Resolver
+from imagesmith.matrix.versions import Capability, NvVersion
 
 KNOWN_DIRS = (
     "/usr/local/nvidia/lib64",
@@ -175,6 +177,7 @@ def _libraries(resolver: Resolver, root: str, sites: tuple[str, ...]) -> tuple[L
                 via=edge.via if edge else None,
                 needed_by=edge.needed_by if edge else None,
                 shadowed=edge.shadowed if edge else (),
+                nv=NvVersion.leading(owner.version),
             )
         )
 
@@ -201,6 +204,42 @@ def _glibc_required(resolver: Resolver, root: str) -> tuple[str | None, str | No
                 if key is not None and (best is None or key > best[0]):
                     best = (key, v[6:], obj.path)
     return (best[1], best[2]) if best else (None, None)
+
+
+# Driver-side libraries are judged by their versions, not by which copy a dlopen picks.
+_DRIVER_FAMILIES = ("cuda", "nvidia-ml", "nvidia-ptxjitcompiler", "nvidia-nvvm")
+
+
+def _picks(resolver: Resolver, libraries: tuple[Library, ...]) -> tuple[Pick, ...]:
+    """For every CUDA-family soname on the node, the copy a plain ``dlopen`` from the executable gets."""
+    names = sorted(
+        {lib.name for lib in libraries if lib.family not in _DRIVER_FAMILIES and ".so." in lib.name}
+    )
+    if resolver.main is None:
+        return ()
+    out = []
+    for name in names:
+        edge = resolver.lookup(name)
+        out.append(Pick(name=name, path=edge.path if not edge.error else None, via=edge.via))
+    return tuple(out)
+
+
+def _device_errors(root: str) -> tuple[str, ...]:
+    """Device nodes that exist but cannot be opened: the container lost its device cgroup rule (what
+    'Failed to initialize NVML: Unknown Error' means). Only on the live system: under --root the nodes
+    are files of a copied tree."""
+    if root != "/":
+        return ()
+    out = []
+    for node in device_nodes(root):
+        if node in ("/dev/nvidiactl",) or node[len("/dev/nvidia") :].isdigit():
+            try:
+                fd = os.open(node, os.O_RDWR)
+            except OSError as exc:
+                out.append(f"open({node}): {exc.strerror}")
+            else:
+                os.close(fd)
+    return tuple(out)
 
 
 def run_probe(root: str, libcuda: str | None, nvml: str | None, timeout: float) -> ProbeResult:
@@ -245,13 +284,19 @@ def run_probe(root: str, libcuda: str | None, nvml: str | None, timeout: float) 
     raw_gpus = nv.get("gpus", [])
     for g in raw_gpus if isinstance(raw_gpus, list) else []:
         brand = g.get("brand")
+        capability = g.get("capability")
+        try:
+            cc = Capability.parse(capability) if isinstance(capability, str) else None
+        except ValueError:
+            cc = None
         gpus.append(
             GpuFacts(
                 index=int(g.get("index", 0)),
                 name=str(g.get("name", "?")),
                 brand=BRANDS.get(brand, str(brand)) if isinstance(brand, int) else None,
-                capability=g.get("capability"),
+                capability=capability,
                 memory_mib=g.get("memory_mib"),
+                cc=cc,
             )
         )
 
@@ -307,6 +352,8 @@ def collect(*, root: str = "/", probe: bool = True, probe_timeout: float = 10.0)
         else ProbeResult(ran=False)
     )
     glibc_required, glibc_by = _glibc_required(resolver, root)
+    picks = _picks(resolver, libraries)
+    kernel = kernel_module_version(root)
     conf = tuple(sorted(fsroot.listdir(root, "/etc/ld.so.conf.d") or ()))
     llp = tuple((config.ld_library_path or "").replace(";", ":").split(":")) if config.ld_library_path else ()
     return Facts(
@@ -315,7 +362,10 @@ def collect(*, root: str = "/", probe: bool = True, probe_timeout: float = 10.0)
         ld_library_path=llp,
         device_nodes=device_nodes(root),
         proc_gpus=proc_gpu_count(root),
-        kernel_module=kernel_module_version(root),
+        kernel_module=kernel,
+        kernel_nv=NvVersion.leading(kernel),
+        picks=picks,
+        device_errors=_device_errors(root),
         libraries=libraries,
         libcuda=_edge(libcuda_edge),
         nvml=_edge(nvml_edge),

@@ -6,8 +6,9 @@ import glob
 import os
 import re
 
-from imagesmith.probe import fatbin, fsroot
-from imagesmith.probe.facts import Framework
+from imagesmith.doctor import fatbin
+from imagesmith.doctor.facts import Framework
+from imagesmith.doctor.loader import fsroot
 
 # torch/__init__.py (2.13) _preload_cuda_deps order: (folder under nvidia/, file glob).
 TORCH_PRELOADS: tuple[tuple[str, str], ...] = (
@@ -123,15 +124,25 @@ def _torch(root: str, site: str) -> Framework | None:
     libdir = f"{host_site}/torch/lib"
     libs = [f"{libdir}/{n}" for n in _CUDA_ARCH_LIBS if os.path.isfile(f"{libdir}/{n}")]
     sass, ptx, used = _arch_flags(libs) if cuda else ((), (), None)
+    pins = _pins(host_site, dist[0] if dist else None)
+    text_version = version.group(1) if version else (dist[1] if dist else "?")
+    cpu_only = None
+    if text_version.endswith("+cpu"):
+        cpu_only = f"torch {text_version} is the CPU build (+cpu)"
+    elif cuda is None and not libs and not any(p.startswith("nvidia-") for p in pins):
+        cpu_only = (
+            f"torch {text_version} has no CUDA support (torch.version.cuda is None, no libtorch_cuda.so)"
+        )
     return Framework(
         name="torch",
-        version=version.group(1) if version else (dist[1] if dist else "?"),
+        version=text_version,
         cuda=cuda.group(1) if cuda else None,
         path=f"{site}/torch",
-        pins=_pins(host_site, dist[0] if dist else None),
+        pins=pins,
         sass=sass,
         ptx=ptx,
         arch_source=used[len(root.rstrip("/")) :] if used and root != "/" else used,
+        cpu_only=cpu_only,
     )
 
 
@@ -140,6 +151,8 @@ def _simple(root: str, site: str, package: str, dist_prefix: str) -> Framework |
     if not os.path.isdir(f"{host_site}/{package}"):
         return None
     dist = _dist_info(host_site, dist_prefix)
+    if dist is None and dist_prefix != package:
+        return None  # a variant distribution (tensorflow-cpu) that is not the one installed
     cuda = None
     pins = _pins(host_site, dist[0] if dist else None)
     for pin in pins:
@@ -150,9 +163,32 @@ def _simple(root: str, site: str, package: str, dist_prefix: str) -> Framework |
             # The runtime wheel's version is the CUDA release it belongs to: 12.4.127 is CUDA 12.4.
             version = NvVersion.leading(pins[pin])
             cuda = str(version.truncate(2)) if version else None
+    dist_version = dist[1] if dist else "?"
     return Framework(
-        name=package, version=dist[1] if dist else "?", cuda=cuda, path=f"{site}/{package}", pins=pins
+        name=package,
+        version=dist_version,
+        cuda=cuda,
+        path=f"{site}/{package}",
+        pins=pins,
+        cpu_only=_cpu_only(host_site, package, dist_version),
     )
+
+
+def _cpu_only(host_site: str, package: str, version: str) -> str | None:
+    """Why an installed JAX or TensorFlow cannot use a GPU, read from what is installed; None if it can."""
+    if package == "tensorflow":
+        cpu = _dist_info(host_site, "tensorflow_cpu")
+        return f"tensorflow-cpu {cpu[1]} is the CPU-only TensorFlow" if cpu else None
+    if package == "jax":
+        # Since jaxlib 0.4.26 CUDA comes only from the plugin wheels (jax-cuda12-plugin, jax-cuda13-plugin);
+        # older jaxlib CUDA wheels say so in their local version (0.4.25+cuda12.cudnn89).
+        plugins = [p for p in ("jax_cuda12_plugin", "jax_cuda13_plugin") if _dist_info(host_site, p)]
+        plugins += [p for p in ("xla_cuda12", "xla_cuda13") if os.path.isdir(f"{host_site}/jax_plugins/{p}")]
+        jaxlib = _dist_info(host_site, "jaxlib")
+        if plugins or (jaxlib and "+cuda" in jaxlib[1]):
+            return None
+        return f"jax {version} with jaxlib {jaxlib[1] if jaxlib else '?'} and no CUDA plugin (jax-cuda12-plugin / jax-cuda13-plugin)"
+    return None
 
 
 def discover(root: str, sites: tuple[str, ...]) -> tuple[Framework, ...]:
@@ -162,6 +198,7 @@ def discover(root: str, sites: tuple[str, ...]) -> tuple[Framework, ...]:
         for fw in (
             _torch(root, site),
             _simple(root, site, "jax", "jax"),
+            _simple(root, site, "tensorflow", "tensorflow_cpu"),
             _simple(root, site, "tensorflow", "tensorflow"),
         ):
             if fw is not None and fw.name not in seen:

@@ -18,10 +18,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from imagesmith.contract.record import FrozenRecordError, as_dict, field, record
+from imagesmith.doctor.cli import parse_doctor, parse_why
+from imagesmith.doctor.loader import jsonout, loaderconf, resolver, why
 from imagesmith.errors import UsageError
-from imagesmith.probe import jsonout, loaderconf, resolver, why
-from imagesmith.probe.cli import parse_doctor, parse_why
-from tests.probe.conftest import build_lib
+from tests.doctor.conftest import build_lib
 
 
 @record

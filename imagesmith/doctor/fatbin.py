@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import struct
 
-from imagesmith.probe import elf
+from imagesmith.doctor.loader import elf
 
 MAGIC = 0xBA55ED50
 KIND_PTX = 1

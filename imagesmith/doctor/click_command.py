@@ -17,6 +17,6 @@ import click
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def doctor_command(args: tuple[str, ...]) -> int:
     """Explain how libcuda/libcudart are found in this pod."""
-    from imagesmith.probe.cli import main
+    from imagesmith.doctor.cli import main
 
     return main(list(args))

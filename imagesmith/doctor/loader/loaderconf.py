@@ -11,7 +11,7 @@ import select
 import time
 
 from imagesmith.contract.record import record
-from imagesmith.probe import fsroot
+from imagesmith.doctor.loader import fsroot
 
 LOADERS = ("/lib64/ld-linux-x86-64.so.2", "/lib/ld-linux-aarch64.so.1", "/lib64/ld64.so.2")
 
@@ -151,7 +151,7 @@ def _run_loader(loader: str) -> tuple[str, str]:
 
 
 def _glibc_version_from_files(root: str, dirs: tuple[str, ...]) -> str | None:
-    from imagesmith.probe import elf
+    from imagesmith.doctor.loader import elf
 
     for d in dirs:
         path = fsroot.host_path(root, f"{d}/libc.so.6")
@@ -196,7 +196,7 @@ def detect(
         version = _glibc_version_from_files(root, system_dirs) or (
             version if isinstance(version, str) else None
         )
-    from imagesmith.probe import elf
+    from imagesmith.doctor.loader import elf
 
     legacy = facts.get("legacy", ())
     # Legacy hwcaps subdirectories were removed in glibc 2.37.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from imagesmith.probe.resolver import Resolver
+from imagesmith.doctor.loader.resolver import Resolver
 
 SCHEMA = 1
 

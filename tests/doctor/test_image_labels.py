@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.probe.conftest import Node, codes
+from tests.doctor.conftest import Node, codes
 
 TAG = "imagesmith-doctor-test:labels"
 

@@ -11,7 +11,7 @@ import posixpath
 import re
 
 from imagesmith.contract.record import record
-from imagesmith.probe import fsroot
+from imagesmith.doctor.loader import fsroot
 
 FAMILIES: tuple[tuple[str, str], ...] = (
     ("cuda", r"libcuda\.so"),
@@ -26,6 +26,9 @@ FAMILIES: tuple[tuple[str, str], ...] = (
     ("cufft", r"libcufft\.so"),
     ("curand", r"libcurand\.so"),
     ("cusolver", r"libcusolver\.so"),
+    # The driver's other user-space libraries, compared with libcuda and the kernel module.
+    ("nvidia-ptxjitcompiler", r"libnvidia-ptxjitcompiler\.so"),
+    ("nvidia-nvvm", r"libnvidia-nvvm\.so"),
 )
 _FAMILY_RE = [(f, re.compile(rf"^{p}(\.\d+)*$")) for f, p in FAMILIES]
 _DRIVER_VERSION = re.compile(r"^\d{3}\.\d+(\.\d+)?$")
@@ -184,6 +187,7 @@ class OriginIndex:
             return Owner(origin="stub", version=filename_version, dist=None)
         if "/compat/" in lowered or "/compat/" in realpath.lower():
             return Owner(origin="compat", version=filename_version, dist=None)
+        toolkit = _toolkit_of(path) or _toolkit_of(realpath)
         for candidate in (path, realpath):
             site = self._site_packages_of(candidate)
             if site is not None:
@@ -206,6 +210,8 @@ class OriginIndex:
                     version=filename_version or _upstream(owner[1]),
                     dist=f"{owner[0]} {owner[1] or '?'}",
                 )
+        if toolkit is not None:
+            return Owner(origin="toolkit", version=filename_version, dist=toolkit)
         base = posixpath.basename(realpath)
         if (
             base.startswith(("libcuda.so.", "libnvidia-"))
@@ -214,6 +220,15 @@ class OriginIndex:
         ):
             return Owner(origin="driver", version=filename_version, dist=None)
         return Owner(origin="unknown", version=filename_version, dist=None)
+
+
+def _toolkit_of(path: str) -> str | None:
+    """``/usr/local/cuda-12.1/lib64/x`` -> ``cuda-12.1``: a toolkit installed by NVIDIA's runfile or a
+    container base image, which no package manager owns (a dpkg-owned one is reported as dpkg first)."""
+    parts = path.split("/")
+    if len(parts) > 3 and parts[1] == "usr" and parts[2] == "local" and parts[3].startswith("cuda"):
+        return parts[3]
+    return None
 
 
 def _version_from_name(filename: str) -> str | None:

@@ -12,8 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from imagesmith.probe import elf, ldcache
-from tests.probe.conftest import build_lib
+from imagesmith.doctor.facts import ORIGINS
+from imagesmith.doctor.loader import elf, ldcache
+from tests.doctor.conftest import build_lib
 
 SAMPLE = Path("/bin/true").read_bytes()[:200_000]
 
@@ -130,4 +131,4 @@ def test_this_machine_json_contract() -> None:
     assert data["schema"] == 1 and data["status"] in ("ok", "warning", "error")
     for lib in data["libraries"]:
         assert {"name", "path", "version", "origin"} <= set(lib)
-        assert lib["origin"] in ("wheel", "dpkg", "conda", "driver", "compat", "stub", "unknown")
+        assert lib["origin"] in ORIGINS
