@@ -177,14 +177,19 @@ def test_library_shadowed_by_ld_library_path(node: Node) -> None:
     node.env["LD_LIBRARY_PATH"] = f"/usr/local/cuda-12.1/lib64:{NVIDIA}:"
     report = node.diagnose()
     f = codes(report)["LIBRARY_SHADOWED"]
-    assert "/usr/local/cuda-12.1/lib64 (toolkit)" in f["message"] and "12.1.105 instead of 12.4.127" in f["message"]
+    assert (
+        "/usr/local/cuda-12.1/lib64 (toolkit)" in f["message"]
+        and "12.1.105 instead of 12.4.127" in f["message"]
+    )
     assert any(
         "/usr/local/cuda-12.1/lib64/libnvJitLink.so.12" in e and str(jit.relative_to(node.root)) in e
         for e in f["evidence"]
     )
     assert f"Remove /usr/local/cuda-12.1/lib64 from LD_LIBRARY_PATH: ENV LD_LIBRARY_PATH={NVIDIA}" in f["fix"]
     empty = codes(report)["LD_LIBRARY_PATH_EMPTY_ELEMENT"]
-    assert empty["severity"] == "warning" and empty["fix"].startswith("ENV LD_LIBRARY_PATH=/usr/local/cuda-12.1/lib64:")
+    assert empty["severity"] == "warning" and empty["fix"].startswith(
+        "ENV LD_LIBRARY_PATH=/usr/local/cuda-12.1/lib64:"
+    )
     _ = site
 
 
