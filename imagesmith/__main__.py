@@ -11,6 +11,18 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _dispatch(args)
+    except BrokenPipeError:
+        # `imagesmith ... | head`: the reader left. Point stdout at /dev/null so the flush at exit does not
+        # raise again (the recipe in Python's signal docs), and end quietly.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _dispatch(args: list[str]) -> int:
     if args and args[0] == "doctor":
         from imagesmith.doctor.cli import main as doctor_main
 
