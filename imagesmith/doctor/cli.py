@@ -120,11 +120,15 @@ def _run_why(argv: list[str]) -> int:
 
     root = _check_root(root_arg)
     path = file if root == "/" else ("/" + file.lstrip("/"))
-    host = fsroot.host_path(root, os.path.abspath(path) if root == "/" else path)
-    if not os.path.exists(host):
-        raise UsageError("no such file", where=file)
-    if os.path.isdir(host):
-        raise UsageError("is a directory, not an ELF file", where=file)
+    kind = fsroot.classify(root, os.path.abspath(path) if root == "/" else path)
+    if kind != "file":
+        why_not = {
+            "missing": "no such file",
+            "loop": "a symbolic link loop (more than 40 links to follow)",
+            "directory": "is a directory, not an ELF file",
+            "device": "a device file, not an ELF file",
+        }.get(kind, "not a regular file, not an ELF file")
+        raise UsageError(why_not, where=file)
     config = loaderconf.detect(root=root)
     try:
         res = resolver.why(os.path.abspath(path) if root == "/" else path, config)
@@ -155,9 +159,16 @@ def _run_doctor(argv: list[str]) -> int:
     kb = knowledge.load()
     if args.image:
         from imagesmith.doctor import image_facts
-        from imagesmith.doctor.image_check import check_image
+        from imagesmith.doctor.image_check import check_image, unreadable
 
-        labels = image_facts.inspect(args.image)
+        try:
+            labels = image_facts.inspect(args.image)
+        except ImagesmithError as exc:
+            if not args.json:
+                raise
+            # --json always prints JSON: a script reading it gets the failure as a finding, same exit code.
+            print(dumps(unreadable(args.image, exc).to_json()))
+            return exc.exit_code
         report = check_image(facts, labels, kb)
         print(dumps(report.to_json()) if args.json else render.image_text(report))
         return report.exit_code(strict=args.strict)

@@ -1,7 +1,8 @@
-"""The click face of ``imagesmith doctor``, only so that ``imagesmith --help`` lists it.
+"""The click face of ``imagesmith doctor``: ``imagesmith --help`` lists it and shell completion knows its
+options (``--root`` completes directories, ``why`` files).
 
-``imagesmith/__main__.py`` dispatches ``doctor`` before click is imported, so this forwards raw
-arguments to the argparse CLI when the click group is used directly.
+``imagesmith/__main__.py`` dispatches ``doctor`` before click is imported, so these commands only run
+when the click group is used directly; they forward the same arguments to the standard-library CLI.
 """
 
 from __future__ import annotations
@@ -9,14 +10,48 @@ from __future__ import annotations
 import click
 
 
-@click.command(
-    "doctor",
-    context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []},
-    add_help_option=False,
-)
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def doctor_command(args: tuple[str, ...]) -> int:
-    """Explain how libcuda/libcudart are found in this pod."""
+def _forward(args: list[str]) -> int:
     from imagesmith.doctor.cli import main
 
-    return main(list(args))
+    return main(args)
+
+
+@click.group("doctor", invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (schema 1) instead of text.")
+@click.option(
+    "--root", type=click.Path(file_okay=False), help="Inspect the filesystem under DIR (default /)."
+)
+@click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
+@click.option("--image", help="Check an image's labels against this node.")
+@click.option("--probe-timeout", type=float, help="Hard limit for the runtime probe subprocess (default 10).")
+@click.option("--no-probe", is_flag=True, help="Do not load libcuda/NVML in a subprocess.")
+@click.pass_context
+def doctor_command(
+    ctx: click.Context,
+    as_json: bool,
+    root: str | None,
+    strict: bool,
+    image: str | None,
+    probe_timeout: float | None,
+    no_probe: bool,
+) -> int | None:
+    """Explain how libcuda/libcudart are found in this pod."""
+    if ctx.invoked_subcommand is not None:
+        return None
+    args = [
+        *(["--json"] if as_json else []),
+        *(["--strict"] if strict else []),
+        *(["--no-probe"] if no_probe else []),
+    ]
+    args += [*(["--root", root] if root else []), *(["--image", image] if image else [])]
+    args += ["--probe-timeout", str(probe_timeout)] if probe_timeout is not None else []
+    return _forward(args)
+
+
+@doctor_command.command("why")
+@click.argument("file", type=click.Path())
+@click.option("--root", type=click.Path(file_okay=False), help="Resolve inside the filesystem under DIR.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (schema 1).")
+def why_command(file: str, root: str | None, as_json: bool) -> int:
+    """Explain FILE's whole dependency tree as ld.so resolves it."""
+    return _forward(["why", file, *(["--root", root] if root else []), *(["--json"] if as_json else [])])

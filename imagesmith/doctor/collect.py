@@ -215,9 +215,7 @@ def _picks(resolver: Resolver, libraries: tuple[Library, ...]) -> tuple[Pick, ..
     names = sorted(
         {lib.name for lib in libraries if lib.family not in _DRIVER_FAMILIES and ".so." in lib.name}
     )
-    if resolver.main is None:
-        return ()
-    out = []
+    out = []  # without an executable (a bare --root tree) the search has no RPATH: still the loader's order
     for name in names:
         edge = resolver.lookup(name)
         out.append(Pick(name=name, path=edge.path if not edge.error else None, via=edge.via))

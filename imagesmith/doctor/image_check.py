@@ -6,6 +6,7 @@ from __future__ import annotations
 from imagesmith.doctor.facts import Facts
 from imagesmith.doctor.findings import Diagnosis, Finding, ordered
 from imagesmith.doctor.rules import _from_verdict, driver_version, match_gpu
+from imagesmith.errors import ImagesmithError
 from imagesmith.matrix import rules as matrix_rules
 from imagesmith.matrix.codes import Code
 
@@ -100,3 +101,21 @@ def check_image(facts: Facts, image: dict[str, object], kb: Knowledge) -> Diagno
                         )
                     )
     return Diagnosis(findings=ordered(findings), subject=subject, driver={"version": driver})
+
+
+def unreadable(ref: str, error: ImagesmithError) -> Diagnosis:
+    """The report for an image whose labels could not be read (so ``--json`` always prints JSON)."""
+    return Diagnosis(
+        findings=(
+            Finding(
+                code=Code.IMAGE_UNREADABLE,
+                severity="error",
+                message=f"cannot read the image's labels: {error.one_line()}",
+                evidence=(f"--image {ref}",),
+                fix="Check the reference (`docker image ls`), that the Docker engine answers (DOCKER_HOST), or "
+                "pull the image first.",
+            ),
+        ),
+        subject={"image": ref, "labels": {}},
+        driver={},
+    )

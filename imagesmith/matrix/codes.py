@@ -47,8 +47,9 @@ class Code:
     CUDNN_MISMATCH = "CUDNN_MISMATCH"
     GLIBC_TOO_OLD = "GLIBC_TOO_OLD"
     LD_LIBRARY_PATH_EMPTY_ELEMENT = "LD_LIBRARY_PATH_EMPTY_ELEMENT"
-    # An input the data does not know (matrix check --json).
+    # An input the data does not know (matrix check --json), an image that cannot be read (doctor --image).
     UNKNOWN_VERSION = "UNKNOWN_VERSION"
+    IMAGE_UNREADABLE = "IMAGE_UNREADABLE"
 
 
 @record
@@ -90,6 +91,7 @@ CATALOGUE: tuple[CodeInfo, ...] = (
     _info(Code.GLIBC_TOO_OLD, "error", "doctor", "A library needs a newer GLIBC_ symbol version than the image's glibc."),
     _info(Code.LD_LIBRARY_PATH_EMPTY_ELEMENT, "warning", "doctor", "LD_LIBRARY_PATH has an empty element, which the loader reads as the current directory."),
     _info(Code.UNKNOWN_VERSION, "-", "matrix", "(matrix check --json only) the framework, version, build or GPU is not in the data; exit 2."),
+    _info(Code.IMAGE_UNREADABLE, "error", "doctor", "(doctor --image) the image's labels could not be read: no engine or registry answered, or no such image; the exit code says which (2 bad reference, 3 unreachable)."),
 )  # fmt: skip
 
 ORDER: dict[str, int] = {info.code: i for i, info in enumerate(CATALOGUE)}

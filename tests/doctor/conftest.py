@@ -218,7 +218,8 @@ class Node:
         return lib
 
     def torch(self, version: str, cuda: str | None, *, needs: tuple[tuple[str, Path], ...] = (), rpath: str | None = None,
-              pins: dict[str, str] | None = None) -> Path:  # fmt: skip
+              pins: dict[str, str] | None = None, cuda_libs: bool = True) -> Path:  # fmt: skip
+        """A torch install; a CUDA build (``cuda_libs``) ships lib/libtorch_cuda.so, a CPU build does not."""
         site = self.path(self.SITE)
         pkg = site / "torch"
         (pkg / "lib").mkdir(parents=True, exist_ok=True)
@@ -231,6 +232,8 @@ class Node:
         )
         (info / "METADATA").write_text(meta)
         build_lib(pkg / "lib/libtorch_global_deps.so", "torch_global_deps", soname="libtorch_global_deps.so")
+        if cuda_libs and not (pkg / "lib/libtorch_cuda.so").exists():
+            build_lib(pkg / "lib/libtorch_cuda.so", "torch_cuda", soname="libtorch_cuda.so")
         return build_lib(pkg / "_C.cpython-311-x86_64-linux-gnu.so", "torch_c", needs=needs, rpath=rpath,
                          soname="_C.cpython-311-x86_64-linux-gnu.so")  # fmt: skip
 

@@ -24,6 +24,11 @@ def realpath(root: str, path: str) -> str:
     """Canonical ``path`` inside ``root``; never escapes it. Broken links resolve as far as they can."""
     if root == "/":
         return os.path.realpath(path)
+    return _walk(root, path)[0]
+
+
+def _walk(root: str, path: str) -> tuple[str, bool]:
+    """(canonical path inside ``root``, whether it ran into a link loop)."""
     base = root.rstrip("/")
     parts = [p for p in path.split("/") if p]
     resolved: list[str] = []
@@ -48,14 +53,39 @@ def realpath(root: str, path: str) -> str:
             if links > _MAX_LINKS:
                 resolved.append(part)
                 resolved.extend(parts)
-                break
+                return "/" + "/".join(resolved), True
             target = os.readlink(candidate)
             if target.startswith("/"):
                 resolved = []
             parts = [p for p in target.split("/") if p] + parts
             continue
         resolved.append(part)
-    return "/" + "/".join(resolved)
+    return "/" + "/".join(resolved), False
+
+
+def classify(root: str, path: str) -> str:
+    """What ``path`` is inside ``root``: 'file', 'directory', 'device', 'other', 'missing', or 'loop' when
+    following it takes more than 40 symbolic links (what the kernel reports as ELOOP)."""
+    if root == "/":
+        try:
+            st = os.stat(path)
+        except OSError as exc:
+            return "loop" if exc.errno == 40 else "missing"  # 40: ELOOP on Linux
+    else:
+        resolved, looped = _walk(root, path)
+        if looped:
+            return "loop"
+        try:
+            st = os.stat(root.rstrip("/") + resolved)
+        except OSError:
+            return "missing"
+    if stat.S_ISREG(st.st_mode):
+        return "file"
+    if stat.S_ISDIR(st.st_mode):
+        return "directory"
+    if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+        return "device"
+    return "other"
 
 
 def listdir(root: str, path: str) -> frozenset[str] | None:
