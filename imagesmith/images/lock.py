@@ -22,8 +22,9 @@ from imagesmith.errors import EnvironmentProblem, ImagesmithError, NegativeAnswe
 from imagesmith.images.plan import Plan, PlannedImage
 
 PYPI = "https://pypi.org/simple"
-# Pinned so that every image of a base gets the same doctor dependencies (locked with hashes like the rest).
-DOCTOR_REQUIREMENTS = ("pyelftools==0.33", "nvidia-ml-py==13.615.71")
+# Pinned so that every image of a base gets the same doctor dependency (locked with hashes like the rest):
+# NVML's bindings, for the runtime probe. The doctor reads ELF files itself (pyelftools is only its tests' oracle).
+DOCTOR_REQUIREMENTS = ("nvidia-ml-py==13.615.71",)
 # glibc of each OS base, so the resolver picks the wheels that base can load (manylinux_2_X needs glibc >= X).
 # Sources: packages.debian.org/{bullseye,bookworm,trixie}/libc6, packages.ubuntu.com/{jammy,noble}/libc6.
 GLIBC = {"bullseye": "2.31", "bookworm": "2.36", "trixie": "2.41", "jammy": "2.35", "noble": "2.39"}

@@ -23,6 +23,8 @@ from tests import docker_harness
 from tests.golden import kit
 from tests.templates.templates_kit import commit_all, git
 
+VERSION_OF = "import importlib.metadata as m; print(m.version({!r}))"
+
 
 class Team:
     def __init__(self, repo: Path, runtime_tag: str, digest: str) -> None:
@@ -139,13 +141,13 @@ def test_a_project_cannot_silently_replace_the_images_packages(
     team: Team, docker_client: Any, tmp_path: Path
 ) -> None:
     project = new_project(team, tmp_path / "guarded", "library")
-    # The image pins pyelftools 0.33 (the doctor's); a project that wants an older one fails in one line.
-    kit.add_dependency(project, "pyelftools<0.33")
-    commit_all(project, "wants an older pyelftools")
+    # The image pins nvidia-ml-py 13.615.71 (the doctor's); a project that wants an older one fails in one line.
+    kit.add_dependency(project, "nvidia-ml-py<13")
+    commit_all(project, "wants an older nvidia-ml-py")
     assert kit.refused_by_the_guard(docker_client, project, "guarded:refused") == [
-        "imagesmith: team-library[dev] 0.1.0 requires pyelftools<0.33, but the curated image pins pyelftools==0.33"
-        " (/opt/imagesmith/constraints.txt): keep the image's pyelftools (relax the requirement), or choose"
-        " another curated image; a deliberate override is `--build-arg IMAGE_PINS=off`"
+        "imagesmith: team-library[dev] 0.1.0 requires nvidia-ml-py<13, but the curated image pins"
+        " nvidia-ml-py==13.615.71 (/opt/imagesmith/constraints.txt): keep the image's nvidia-ml-py (relax the"
+        " requirement), or choose another curated image; a deliberate override is `--build-arg IMAGE_PINS=off`"
     ]
     # The deliberate override builds, and the image then has what the project asked for.
     with kit.ca_server() as ca_url:
@@ -155,9 +157,9 @@ def test_a_project_cannot_silently_replace_the_images_packages(
     assert image is not None, log[-3000:]
     assert "IMAGE_PINS=off: installing without the curated image's pins" in log
     code, out, _ = kit.run(
-        docker_client, image, ["python", "-c", "import elftools; print(elftools.__version__)"], entrypoint=[]
+        docker_client, image, ["python", "-c", VERSION_OF.format("nvidia-ml-py")], entrypoint=[]
     )
-    assert code == 0 and out.strip().startswith("0.32"), out
+    assert code == 0 and out.strip().startswith("12."), out
     # A new package is no conflict: it installs next to the image's pins, which stay as they were.
     project2 = new_project(team, tmp_path / "adds", "library")
     kit.add_dependency(project2, "tabulate")
@@ -166,10 +168,10 @@ def test_a_project_cannot_silently_replace_the_images_packages(
     code, out, _ = kit.run(
         docker_client,
         image,
-        ["python", "-c", "import tabulate, elftools; print(elftools.__version__)"],
+        ["python", "-c", "import tabulate; " + VERSION_OF.format("nvidia-ml-py")],
         entrypoint=[],
     )
-    assert code == 0 and out.strip() == "0.33", out
+    assert code == 0 and out.strip() == "13.615.71", out
 
 
 @pytest.mark.docker

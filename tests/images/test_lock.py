@@ -49,7 +49,7 @@ def test_lock_resolves_each_image_on_top_of_its_parent(run_cli: RunCli, tmp_path
     code, out, err = _lock(run_cli, root)
     assert code == 0, out + err
     base, child = _read(root, BASE), _read(root, "cuda-12.9-py3.11-bookworm-runtime")
-    assert {p.key: p.version for p in base.pins} == {"pyelftools": "0.33", "nvidia-ml-py": "13.615.71"}
+    assert {p.key: p.version for p in base.pins} == {"nvidia-ml-py": "13.615.71"}
     assert [p.key for p in child.pins] == ["nvidia-cuda-runtime-cu12"]  # only what the child adds
     assert child.pins[0].version.startswith("12.9.")
     assert (
@@ -81,7 +81,7 @@ def test_a_policy_change_makes_the_lock_stale_and_relocking_says_what_moved(
     assert "have no lock: cuda-12.8-py3.11-bookworm-runtime; nothing checked" in refused.stderr
     # The base's lock moves (say, relocked by hand with --upgrade): its child's lock no longer stands on it.
     base_file = root / "base_images" / BASE / "requirements.lock"
-    base_file.write_text(base_file.read_text().replace("\npyelftools==0.33 ", "\npyelftools==0.32 ", 1))
+    base_file.write_text(base_file.read_text().replace("\nnvidia-ml-py==13.615.71 ", "\nnvidia-ml-py==13.590.48 ", 1))
     (root / "imagesmith.yaml").write_text(POLICY.format(cuda="12.9"))
     stale = run_cli("images", "render", cwd=root)
     assert stale.returncode == 1
@@ -99,7 +99,7 @@ def test_a_policy_change_makes_the_lock_stale_and_relocking_says_what_moved(
     # --upgrade re-resolves everything and names what moved: the hand-moved pin goes back.
     code, out, err = _lock(run_cli, root, "--upgrade")
     assert code == 0, out + err
-    assert "pyelftools 0.32 -> 0.33" in out
+    assert "nvidia-ml-py 13.590.48 -> 13.615.71" in out
     assert run_cli("images", "render", "--check", cwd=root).returncode == 1  # files differ, but no lock error
     assert run_cli("images", "render", cwd=root).returncode == 0
 

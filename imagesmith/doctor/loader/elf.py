@@ -328,8 +328,8 @@ def _versions(data: bytes | mmap.mmap, *, want_defs: bool) -> dict[str, tuple[st
         names: list[str] = []
         for _ in range(min(dyn.get(DT_VERDEFNUM, 0), _MAX_ENTRIES)):
             # Verdef: vd_version, vd_flags, vd_ndx, vd_cnt, vd_hash, vd_aux, vd_next
-            _v, _f, _ndx, cnt, _h, aux, nxt = r.unpack("HHHHIII", off)
-            if cnt:
+            _v, flags, _ndx, cnt, _h, aux, nxt = r.unpack("HHHHIII", off)
+            if cnt and not flags & 0x1:  # VER_FLG_BASE names the file itself, not a version it defines
                 vda_name, _vda_next = r.unpack("II", off + aux)
                 names.append(r.cstring(str_off + vda_name, limit))
             if nxt == 0:
