@@ -228,9 +228,16 @@ def _device_errors(root: str) -> tuple[str, ...]:
     are files of a copied tree."""
     if root != "/":
         return ()
+    import stat
+
     out = []
     for node in device_nodes(root):
         if node in ("/dev/nvidiactl",) or node[len("/dev/nvidia") :].isdigit():
+            try:
+                if not stat.S_ISCHR(os.stat(node).st_mode):
+                    continue  # a stand-in file, not a device: nothing to learn from opening it
+            except OSError:
+                continue
             try:
                 fd = os.open(node, os.O_RDWR)
             except OSError as exc:

@@ -121,7 +121,24 @@ def test_rendered_policy_builds_and_smoke_tests(rendered: Rendered, docker_clien
 # libcudart 12.9 wheel are the ones that ship.
 SCENARIOS = {
     # name: (driver, CUDA version the driver reports, stub-first?, expected error codes, absent codes)
-    "healthy": ("575.57.08", 12090, False, set(), {"LIBCUDA_NOT_FOUND", "LIBCUDA_STUB", "DRIVER_TOO_OLD"}),
+    "healthy": (
+        "575.57.08",
+        12090,
+        False,
+        set(),
+        {
+            "LIBCUDA_NOT_FOUND",
+            "LIBCUDA_STUB",
+            "DRIVER_TOO_OLD",
+            "LIBRARY_SHADOWED",
+            "MIXED_CUDA_ORIGINS",
+            "DRIVER_LIBRARY_MISMATCH",
+            "NVML_UNKNOWN_ERROR",
+            "CPU_ONLY_BUILD",
+            "LD_LIBRARY_PATH_EMPTY_ELEMENT",
+            "MINOR_VERSION_COMPATIBLE",
+        },
+    ),
     "stub-first": ("575.57.08", 12090, True, {"LIBCUDA_STUB"}, {"LIBCUDA_NOT_FOUND"}),
     "driver-too-old": ("520.61.05", 11080, False, {"DRIVER_TOO_OLD"}, {"LIBCUDA_STUB"}),
 }
@@ -182,3 +199,107 @@ def test_doctor_scenarios_inside_the_built_image(
     assert libcuda["path"].startswith(picked) and libcuda["via"] == "ld_library_path", libcuda
     if scenario == "healthy":
         assert not errors, report["findings"]
+
+
+# The failure classes of tests/doctor/test_failure_classes.py, inside the built image with the real loader
+# paths (no --root): the image's own libcudart 12.9 wheel is the intended copy, the stub driver libraries
+# are mounted where the NVIDIA runtime mounts the real ones. Their healthy twin is "healthy" above.
+NVIDIA_LIBS = "/usr/local/nvidia/lib64"
+VENV_SITE = "/opt/venv/lib/python3.11/site-packages"
+CLASSES = (
+    "shadowed-by-old-toolkit",
+    "driver-library-mismatch",
+    "nvml-unknown-error",
+    "cpu-only-jax",
+    "empty-element",
+)
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+@pytest.mark.parametrize("scenario", CLASSES)
+def test_failure_classes_inside_the_built_image(
+    rendered: Rendered, docker_client: Any, tmp_path: Path, scenario: str
+) -> None:
+    from tests.doctor.conftest import Node, build_lib
+
+    node = Node(tmp_path / "node", None)
+    nvml_driver, init_rc = "575.57.08", 0
+    if scenario == "driver-library-mismatch":
+        nvml_driver = "570.153.02"  # the node's driver moved under the pod: NVML is new, libcuda still old
+    if scenario == "nvml-unknown-error":
+        init_rc = 999  # NVML_ERROR_UNKNOWN, what nvmlInit returns once the device cgroup rules are gone
+    node.libcuda(NVIDIA_LIBS, "575.57.08", cuda=12090)
+    node.nvml(NVIDIA_LIBS, nvml_driver, cuda=12090, gpu="NVIDIA L4", brand=2, cc=(8, 9), init_rc=init_rc)
+    volumes = {str(node.path(NVIDIA_LIBS)): {"bind": NVIDIA_LIBS, "mode": "ro"}}
+    environment = {"LD_LIBRARY_PATH": NVIDIA_LIBS}
+    # Device nodes: real character devices, made inside the container (as root) with the NVIDIA major.
+    # The container's device cgroup does not allow 195:*, so opening them fails: exactly the state a
+    # daemon-reload leaves a running GPU container in. Elsewhere they only need to exist.
+    mknod = "mknod /dev/nvidiactl c 195 255 && mknod /dev/nvidia0 c 195 0 && mknod /dev/nvidia-uvm c 510 0"
+    if scenario != "nvml-unknown-error":
+        node.dev_nodes("nvidia0", "nvidiactl", "nvidia-uvm")
+        for dev in ("nvidia0", "nvidiactl", "nvidia-uvm"):
+            volumes[str(node.path(f"/dev/{dev}"))] = {"bind": f"/dev/{dev}", "mode": "ro"}
+        mknod = "true"
+    if scenario == "shadowed-by-old-toolkit":
+        lib = build_lib(node.path("/usr/local/cuda-12.1/lib64/libcudart.so.12.1.105"), "cudart",
+                        soname="libcudart.so.12")  # fmt: skip
+        node.path("/usr/local/cuda-12.1/lib64/libcudart.so.12").symlink_to(lib.name)
+        volumes[str(node.path("/usr/local/cuda-12.1/lib64"))] = {
+            "bind": "/usr/local/cuda-12.1/lib64",
+            "mode": "ro",
+        }
+        environment["LD_LIBRARY_PATH"] = f"/usr/local/cuda-12.1/lib64:{NVIDIA_LIBS}"
+    if scenario == "cpu-only-jax":
+        # jax and jaxlib without a CUDA plugin, next to the image's own packages.
+        for rel in ("jax", "jax-0.7.2.dist-info", "jaxlib-0.7.2.dist-info"):
+            d = node.path(f"/site/{rel}")
+            d.mkdir(parents=True)
+            if rel.endswith(".dist-info"):
+                name, version = rel.removesuffix(".dist-info").split("-")
+                (d / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+            volumes[str(d)] = {"bind": f"{VENV_SITE}/{rel}", "mode": "ro"}
+    if scenario == "empty-element":
+        environment["LD_LIBRARY_PATH"] = f"{NVIDIA_LIBS}:"
+    container = docker_client.containers.run(
+        rendered.child["tag"],
+        ["sh", "-c", f"{mknod} && exec imagesmith doctor --json"],
+        detach=True,
+        network_mode="none",
+        user="0",
+        volumes=volumes,
+        environment=environment,
+    )
+    try:
+        status = container.wait(timeout=120)["StatusCode"]
+        out = container.logs(stdout=True, stderr=False).decode()
+        err = container.logs(stdout=False, stderr=True).decode()
+    finally:
+        container.remove(force=True)
+    assert status in (0, 1), err
+    report = json.loads(out)
+    found = {f["code"]: f for f in report["findings"]}
+    if scenario == "shadowed-by-old-toolkit":
+        f = found["LIBRARY_SHADOWED"]
+        assert "libcudart.so.12 12.1.105 instead of 12.9" in f["message"], f
+        assert f["fix"].startswith(
+            f"Remove /usr/local/cuda-12.1/lib64 from LD_LIBRARY_PATH: ENV LD_LIBRARY_PATH={NVIDIA_LIBS}"
+        )
+        assert report["driver"]["runtime_version"] == "12.1.105", report["driver"]
+    elif scenario == "driver-library-mismatch":
+        f = found["DRIVER_LIBRARY_MISMATCH"]
+        assert "570.153.02" in f["message"] and "575.57.08" in f["message"], f
+        assert status == 1
+    elif scenario == "nvml-unknown-error":
+        f = found["NVML_UNKNOWN_ERROR"]
+        assert "Unknown Error" in f["message"], f
+        assert any("open(/dev/nvidia0): Operation not permitted" in e for e in f["evidence"]), f
+        assert status == 1
+    elif scenario == "cpu-only-jax":
+        f = found["CPU_ONLY_BUILD"]
+        assert "jax 0.7.2 with jaxlib 0.7.2 and no CUDA plugin" in f["message"], f
+        assert status == 1
+    else:
+        f = found["LD_LIBRARY_PATH_EMPTY_ELEMENT"]
+        assert f["fix"].startswith(f"ENV LD_LIBRARY_PATH={NVIDIA_LIBS} "), f

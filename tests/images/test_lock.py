@@ -81,7 +81,9 @@ def test_a_policy_change_makes_the_lock_stale_and_relocking_says_what_moved(
     assert "have no lock: cuda-12.8-py3.11-bookworm-runtime; nothing checked" in refused.stderr
     # The base's lock moves (say, relocked by hand with --upgrade): its child's lock no longer stands on it.
     base_file = root / "base_images" / BASE / "requirements.lock"
-    base_file.write_text(base_file.read_text().replace("\nnvidia-ml-py==13.615.71 ", "\nnvidia-ml-py==13.590.48 ", 1))
+    base_file.write_text(
+        base_file.read_text().replace("\nnvidia-ml-py==13.615.71 ", "\nnvidia-ml-py==13.590.48 ", 1)
+    )
     (root / "imagesmith.yaml").write_text(POLICY.format(cuda="12.9"))
     stale = run_cli("images", "render", cwd=root)
     assert stale.returncode == 1
