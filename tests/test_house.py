@@ -18,7 +18,7 @@ GROUND = {
 
 # The dotted strings that are not NVIDIA or Python versions and keep their own reader, each with why.
 SPLIT_ON_DOTS_ALLOWED = {
-    "probe/elf.py",  # glibc's symbol-version tags (GLIBC_2.34): the one reader of glibc's own scheme
+    "doctor/loader/elf.py",  # glibc's symbol-version tags (GLIBC_2.34): the one reader of glibc's own scheme
     "images/lock.py",  # the policy's glibc (2.36) turned into a manylinux platform tag
     "harvest/pypi.py",  # a wheel file name's platform tags (manylinux_2_28_x86_64.manylinux2014_x86_64)
     "matrix/versions.py",  # the vocabulary itself

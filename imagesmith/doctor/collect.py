@@ -7,9 +7,7 @@ CUDA (libcudart -> ``libcuda.so.1``, pynvml -> ``libnvidia-ml.so.1``).
 
 from __future__ import annotations
 
-import contextlib
 import os
-import re
 import sys
 
 from imagesmith.doctor import frameworks, origin
@@ -18,6 +16,10 @@ from imagesmith.doctor.loader import elf, fsroot, loaderconf
 from imagesmith.doctor.loader.resolver import Edge as ResolvedEdge
 from imagesmith.doctor.loader.resolver import Resolver
 from imagesmith.matrix.versions import Capability, NvVersion
+
+TYPE_CHECKING = False  # mypy treats this name as True
+if TYPE_CHECKING:
+    from imagesmith.doctor import probe as probe_mod
 
 KNOWN_DIRS = (
     "/usr/local/nvidia/lib64",
@@ -44,9 +46,6 @@ def _read(path: str) -> str | None:
         return None
 
 
-_DRIVER_TOKEN = re.compile(r"\d{3}\.\d+(?:\.\d+)*")
-
-
 def kernel_module_version(root: str) -> str | None:
     text = _read(fsroot.host_path(root, "/proc/driver/nvidia/version"))
     if not text:
@@ -54,7 +53,11 @@ def kernel_module_version(root: str) -> str | None:
     # "NVRM version: NVIDIA UNIX x86_64 Kernel Module  535.104.05  Sat Aug 19 ...": the driver's
     # three-digit-branch version is the one token of that shape.
     for token in text.split():
-        if _DRIVER_TOKEN.fullmatch(token):
+        try:
+            version = NvVersion.parse(token)
+        except ValueError:
+            continue
+        if len(version.parts) >= 2 and len(token) > 3 and token[3] == "." and token[0] != "0":
             return token
     return None
 
@@ -120,16 +123,14 @@ def _inventory_dirs(resolver: Resolver, root: str, sites: tuple[str, ...]) -> li
     dirs += list(resolver.config.system_dirs)
     dirs += list(KNOWN_DIRS)
     base = root.rstrip("/")
-    import glob
-
     for pattern in ("/usr/local/cuda-*/lib64", "/usr/local/cuda-*/compat", "/usr/local/cuda*/targets/*/lib",
                     "/usr/local/cuda*/targets/*/lib/stubs", "/usr/local/cuda-*/lib64/stubs", "/opt/conda/lib"):  # fmt: skip
-        dirs += [h[len(base) :] for h in sorted(glob.glob(base + pattern))]
+        dirs += [h[len(base) :] for h in fsroot.glob(base + pattern)]
     conda = os.environ.get("CONDA_PREFIX")
     if conda and root == "/":
         dirs.append(f"{conda}/lib")
     for site in sites:
-        dirs += [h[len(base) :] for h in sorted(glob.glob(f"{base}{site}/nvidia/*/lib"))]
+        dirs += [h[len(base) :] for h in fsroot.glob(f"{base}{site}/nvidia/*/lib")]
     for key in resolver.cache_keys():
         if origin.family_of(key) is not None:
             dirs += [fsroot.dirname(p) for p in resolver._ld_cache_lookup(key)]
@@ -247,42 +248,33 @@ def _device_errors(root: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-def run_probe(root: str, libcuda: str | None, nvml: str | None, timeout: float) -> ProbeResult:
+def start_probe(
+    root: str, libcuda: str | None, nvml: str | None, timeout: float
+) -> probe_mod.Running | str | None:
+    """The forked probe (or why it could not start, or None when no driver library resolves)."""
     if not libcuda and not nvml:
-        return ProbeResult(ran=False)
-    request = {
-        "libcuda": fsroot.host_path(root, libcuda) if libcuda else None,
-        "nvml": fsroot.host_path(root, nvml) if nvml else None,
-    }
-    # Imported here: a node without a driver never runs the probe, and these cost ~10 ms to import.
-    import json
-    import subprocess
+        return None
+    # Imported here: a node without a driver never probes.
+    from imagesmith.doctor import probe
 
-    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "probe_child.py")
-    error = None
     try:
-        proc = subprocess.run(
-            [sys.executable, "-I", script, json.dumps(request)],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
+        return probe.start(
+            fsroot.host_path(root, libcuda) if libcuda else None,
+            fsroot.host_path(root, nvml) if nvml else None,
+            timeout,
         )
-        stdout = proc.stdout
-        if proc.returncode != 0:
-            error = f"probe exited with {proc.returncode}: {(proc.stderr.strip().splitlines() or ['?'])[-1]}"
-    except subprocess.TimeoutExpired as exc:
-        out = exc.stdout
-        stdout = out.decode(errors="replace") if isinstance(out, bytes) else (out or "")
-        error = f"probe timed out after {timeout:g} s (a driver call hung)"
     except OSError as exc:
-        return ProbeResult(ran=False, error=f"probe could not start: {exc}")
-    data: dict[str, dict[str, object]] = {}
-    for line in stdout.splitlines():
-        try:
-            data.update(json.loads(line))
-        except ValueError:
-            continue
+        return f"probe could not start: {exc}"
+
+
+def finish_probe(running: probe_mod.Running | str | None) -> ProbeResult:
+    if running is None:
+        return ProbeResult(ran=False)
+    if isinstance(running, str):
+        return ProbeResult(ran=False, error=running)
+    from imagesmith.doctor import probe
+
+    data, error = probe.finish(running)
     cu = data.get("libcuda", {})
     nv = data.get("nvml", {})
     gpus = []
@@ -341,25 +333,21 @@ def collect(*, root: str = "/", probe: bool = True, probe_timeout: float = 10.0)
     fws = frameworks.discover(root, sites)
     main = _main_executable(root)
     if main is not None:
-        with contextlib.suppress(OSError, elf.ElfError):
+        try:  # noqa: SIM105 - contextlib.suppress would cost the doctor ~3 ms of imports
             resolver.load_root(main)
+        except (OSError, elf.ElfError):
+            pass  # an executable we cannot read: the model starts from nothing, as with a bare --root
     libcuda_edge, nvml_edge = _model(resolver, root, sites, fws)
+    libcuda = libcuda_edge.path if libcuda_edge and libcuda_edge.path and not libcuda_edge.error else None
+    nvml = nvml_edge.path if nvml_edge and nvml_edge.path and not nvml_edge.error else None
+    # The probe runs in a forked child while the rest of the facts are gathered here.
+    running = start_probe(root, libcuda, nvml, probe_timeout) if probe else None
     libraries = _libraries(resolver, root, sites)
-    usable = [e for e in (libcuda_edge, nvml_edge) if e is not None]
-    result = (
-        run_probe(
-            root,
-            libcuda_edge.path if libcuda_edge and libcuda_edge.path and not libcuda_edge.error else None,
-            nvml_edge.path if nvml_edge and nvml_edge.path and not nvml_edge.error else None,
-            probe_timeout,
-        )
-        if probe and usable
-        else ProbeResult(ran=False)
-    )
     glibc_required, glibc_by = _glibc_required(resolver, root)
     picks = _picks(resolver, libraries)
     kernel = kernel_module_version(root)
     conf = tuple(sorted(fsroot.listdir(root, "/etc/ld.so.conf.d") or ()))
+    result = finish_probe(running)
     llp = tuple((config.ld_library_path or "").replace(";", ":").split(":")) if config.ld_library_path else ()
     return Facts(
         root=root,

@@ -8,37 +8,50 @@ from __future__ import annotations
 
 import os
 import posixpath
-import re
 
 from imagesmith.contract.record import record
 from imagesmith.doctor.loader import fsroot
+from imagesmith.matrix.versions import NvVersion
 
-FAMILIES: tuple[tuple[str, str], ...] = (
-    ("cuda", r"libcuda\.so"),
-    ("nvidia-ml", r"libnvidia-ml\.so"),
-    ("cudart", r"libcudart\.so"),
-    ("cudnn", r"libcudnn(_[a-z_]+)?\.so"),
-    ("cublas", r"libcublas(Lt)?\.so"),
-    ("nvjitlink", r"libnvJitLink\.so"),
-    ("nvrtc", r"libnvrtc(-builtins)?\.so"),
-    ("nccl", r"libnccl\.so"),
-    ("cusparse", r"libcusparse(Lt)?\.so"),
-    ("cufft", r"libcufft\.so"),
-    ("curand", r"libcurand\.so"),
-    ("cusolver", r"libcusolver\.so"),
+# family -> the names before ".so" (the file is <name>.so or <name>.so.<digits>[.<digits>...]). Matched by
+# hand: the full doctor keeps ``re`` (~4 ms with enum) off its path.
+FAMILIES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("cuda", ("libcuda",)),
+    ("nvidia-ml", ("libnvidia-ml",)),
+    ("cudart", ("libcudart",)),
+    ("cudnn", ("libcudnn", "libcudnn_*")),  # libcudnn_ops, libcudnn_engines_precompiled, ...
+    ("cublas", ("libcublas", "libcublasLt")),
+    ("nvjitlink", ("libnvJitLink",)),
+    ("nvrtc", ("libnvrtc", "libnvrtc-builtins")),
+    ("nccl", ("libnccl",)),
+    ("cusparse", ("libcusparse", "libcusparseLt")),
+    ("cufft", ("libcufft",)),
+    ("curand", ("libcurand",)),
+    ("cusolver", ("libcusolver",)),
     # The driver's other user-space libraries, compared with libcuda and the kernel module.
-    ("nvidia-ptxjitcompiler", r"libnvidia-ptxjitcompiler\.so"),
-    ("nvidia-nvvm", r"libnvidia-nvvm\.so"),
+    ("nvidia-ptxjitcompiler", ("libnvidia-ptxjitcompiler",)),
+    ("nvidia-nvvm", ("libnvidia-nvvm",)),
 )
-_FAMILY_RE = [(f, re.compile(rf"^{p}(\.\d+)*$")) for f, p in FAMILIES]
-_DRIVER_VERSION = re.compile(r"^\d{3}\.\d+(\.\d+)?$")
-_TAIL_VERSION = re.compile(r"\.so\.(\d+(?:\.\d+)+)$")
+_LOWER = frozenset("abcdefghijklmnopqrstuvwxyz_")
+
+
+def _numeric(text: str) -> NvVersion | None:
+    try:
+        return NvVersion.parse(text)
+    except ValueError:
+        return None
 
 
 def family_of(filename: str) -> str | None:
-    for family, rx in _FAMILY_RE:
-        if rx.match(filename):
-            return family
+    stem, so, tail = filename.partition(".so")
+    if not so or (tail and not (tail[0] == "." and _numeric(tail[1:]) is not None)):
+        return None
+    for family, names in FAMILIES:
+        for name in names:
+            if name == stem:
+                return family
+            if name.endswith("_*") and stem.startswith(name[:-1]) and set(stem[len(name) - 1 :]) <= _LOWER:
+                return family
     return None
 
 
@@ -144,11 +157,10 @@ class OriginIndex:
                 names = os.listdir(self._host(info))
             except OSError:
                 names = []
-            interesting = re.compile(
-                r"(cuda|nvidia|cudnn|nccl|libcu|libnv|cublas|cufft|curand|cusolver|cusparse)"
-            )
+            interesting = ("cuda", "nvidia", "cudnn", "nccl", "libcu", "libnv", "cublas", "cufft", "curand", "cusolver",
+                           "cusparse")  # fmt: skip
             for entry in names:
-                if not entry.endswith(".list") or not interesting.search(entry):
+                if not entry.endswith(".list") or not any(word in entry for word in interesting):
                     continue
                 package = entry[: -len(".list")].split(":", 1)[0]
                 try:
@@ -216,7 +228,7 @@ class OriginIndex:
         if (
             base.startswith(("libcuda.so.", "libnvidia-"))
             and filename_version
-            and _DRIVER_VERSION.match(filename_version)
+            and _driver_version(filename_version)
         ):
             return Owner(origin="driver", version=filename_version, dist=None)
         return Owner(origin="unknown", version=filename_version, dist=None)
@@ -232,10 +244,17 @@ def _toolkit_of(path: str) -> str | None:
 
 
 def _version_from_name(filename: str) -> str | None:
-    m = _TAIL_VERSION.search(filename)
-    if m and m.group(1).count(".") >= 1:
-        return m.group(1)
-    return None
+    """``libcudart.so.12.4.127`` -> ``12.4.127``: two or more numeric components after the last ``.so.``."""
+    at = filename.rfind(".so.")
+    tail = filename[at + 4 :] if at >= 0 else ""
+    version = _numeric(tail)
+    return tail if version is not None and len(version.parts) >= 2 else None
+
+
+def _driver_version(text: str) -> bool:
+    """A driver's version: a three-digit branch and one or two more components (535.104.05)."""
+    version = _numeric(text)
+    return version is not None and 100 <= version.major <= 999 and len(version.parts) in (2, 3)
 
 
 def _upstream(debian_version: str | None) -> str | None:

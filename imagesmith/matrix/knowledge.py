@@ -7,7 +7,6 @@ reported as ``file:line: message`` (``DataError``, exit code 2).
 from __future__ import annotations
 
 import os
-from functools import cache, cached_property, lru_cache
 
 from imagesmith import parsecache
 from imagesmith.errors import DataError, UnknownName
@@ -29,14 +28,49 @@ from imagesmith.matrix.model import (
 )
 from imagesmith.matrix.versions import NvVersion
 
-# What a verdict needs stays off typing, pathlib, re, hashlib, pickle and tomllib (each 4-16 ms to import
-# on a slow machine): the parsed files come back from a marshal cache, paths are strings.
+# What a verdict needs stays off typing, pathlib, re, hashlib, pickle, tomllib and functools (each 4-16 ms
+# to import on a slow machine, functools through collections): the parsed files come back from a marshal
+# cache, paths are strings, and the two caches below stand in for functools' (type checkers see those).
 TYPE_CHECKING = False  # mypy treats this name as True
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+    from functools import cache, cached_property
     from typing import Any, TypeVar
 
     T = TypeVar("T")
+else:
+
+    class cached_property:
+        """functools.cached_property: computed once per instance, then an ordinary attribute."""
+
+        def __init__(self, fn):
+            self.fn = fn
+            self.__doc__ = fn.__doc__
+
+        def __set_name__(self, owner, name):
+            self.name = name
+
+        def __get__(self, obj, owner=None):
+            if obj is None:
+                return self
+            value = obj.__dict__[self.name] = self.fn(obj)
+            return value
+
+    def cache(fn):
+        """functools.cache for methods of long-lived objects: one memo per instance, keyed by the arguments."""
+
+        def cached(self, *args):
+            memo = self.__dict__.setdefault("_memo", {})
+            key = (fn.__name__, args)
+            try:
+                return memo[key]
+            except KeyError:
+                value = memo[key] = fn(self, *args)
+                return value
+
+        cached.__name__, cached.__doc__ = fn.__name__, fn.__doc__
+        return cached
+
 
 DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 FRAMEWORKS = ("torch", "tensorflow", "jax")
@@ -213,7 +247,7 @@ class Knowledge:
     def _rows(self, file: str, table: str) -> Iterator[Row]:
         yield from self._file(file).get(table, [])
 
-    @cache  # noqa: B019 - Knowledge objects live for the whole process
+    @cache
     def _file(self, file: str) -> dict[str, list[Row]]:
         return read_rows(os.path.join(self.data_dir, file))
 
@@ -259,7 +293,7 @@ class Knowledge:
         self._unique(rows, lambda t: t.version, "toolkit")
         return tuple(sorted(rows, key=lambda t: t.version))
 
-    @cache  # noqa: B019 - a plan asks for the same few CUDA versions dozens of times
+    @cache
     def toolkit_min_driver(self, cuda: NvVersion) -> Toolkit | None:
         """The Table-3 row for a toolkit: exact update if given (12.6.3), else the minor's first release."""
         exact = [t for t in self.toolkits if t.version == cuda and len(cuda.parts) > 2]
@@ -436,7 +470,7 @@ class Knowledge:
         key = FRAMEWORK_ALIASES.get(key, key)
         return key if key in FRAMEWORKS else None
 
-    @cache  # noqa: B019
+    @cache
     def releases(self, framework: str) -> tuple[FrameworkRelease, ...]:
         rows = []
         for row in self._rows(f"{framework}.toml", "release"):
@@ -455,7 +489,7 @@ class Knowledge:
         self._unique(rows, lambda r: r.version, f"{framework} release")
         return tuple(rows)
 
-    @cache  # noqa: B019
+    @cache
     def builds(self, framework: str) -> tuple[FrameworkBuild, ...]:
         known = {r.version for r in self.releases(framework)}
         rows = []
@@ -513,6 +547,13 @@ class Knowledge:
         return ", ".join(parts)
 
 
-@lru_cache(maxsize=8)
+_LOADED: dict[str, Knowledge] = {}
+
+
 def load(data_dir: str | os.PathLike[str] | None = None) -> Knowledge:
-    return Knowledge(os.fspath(data_dir) if data_dir else DATA_DIR)
+    """The knowledge of ``data_dir`` (default: imagesmith's own), one object per directory per process."""
+    key = os.fspath(data_dir) if data_dir else DATA_DIR
+    known = _LOADED.get(key)
+    if known is None:
+        known = _LOADED[key] = Knowledge(key)
+    return known

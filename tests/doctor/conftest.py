@@ -115,6 +115,14 @@ def build_exe(path: Path, *, needs: tuple[tuple[str, Path], ...], rpath: str | N
 @pytest.fixture(scope="session")
 def cudart_wheels() -> dict[int, Path]:
     """NVIDIA's real libcudart wheels from PyPI, cached between runs; fails loudly when offline."""
+    try:
+        return download_cudart_wheels()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+
+
+def download_cudart_wheels() -> dict[int, Path]:
+    """The wheels of ``WHEELS`` in ``CACHE`` (downloaded once); RuntimeError naming what failed."""
     CACHE.mkdir(parents=True, exist_ok=True)
     out: dict[int, Path] = {}
     for major, (dist, version) in WHEELS.items():
@@ -128,7 +136,9 @@ def cudart_wheels() -> dict[int, Path]:
             )  # fmt: skip
             hits = [p for p in CACHE.glob("*.whl") if p.name.startswith(stem)]
             if proc.returncode != 0 or not hits:
-                pytest.fail(f"could not download {dist}=={version} from PyPI: {proc.stderr.strip()[-500:]}")
+                raise RuntimeError(
+                    f"could not download {dist}=={version} from PyPI: {proc.stderr.strip()[-500:]}"
+                )
         out[major] = hits[0]
     return out
 

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from imagesmith.contract.record import FrozenRecordError, as_dict, field, record
 from imagesmith.doctor.cli import parse_doctor, parse_why
-from imagesmith.doctor.loader import jsonout, loaderconf, resolver, why
+from imagesmith.doctor.loader import fsroot, jsonout, loaderconf, resolver, why
 from imagesmith.errors import UsageError
 from tests.doctor.conftest import build_lib
 
@@ -179,3 +179,32 @@ def test_why_imports_nothing_heavy() -> None:
     proc = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, check=False,
                           env={"PYTHONPATH": ":".join(sys.path)})  # fmt: skip
     assert proc.stdout.strip() == "0 []", proc.stdout + proc.stderr
+
+
+_glob_chars = st.sampled_from(["a", "b", "c", ".", "1", "2", "_"])
+_pattern_parts = st.sampled_from(["a", "b", "c", ".", "1", "*", "?", "[ab]", "[!a]", "[0-9]", "[a-c]", "_"])
+
+
+@given(st.lists(_glob_chars, max_size=8).map("".join), st.lists(_pattern_parts, max_size=6).map("".join))
+def test_match_is_fnmatchcase(name: str, pattern: str) -> None:
+    import fnmatch
+
+    assert fsroot.match(name, pattern) == fnmatch.fnmatchcase(name, pattern)
+
+
+def test_glob_is_sorted_glob(tmp_path: Path) -> None:
+    import glob as std
+
+    for rel in ("usr/lib/python3.11/site-packages/nvidia/cublas/lib/libcublasLt.so.12",
+                "usr/lib/python3.12/site-packages/nvidia/cu13/lib/libcudart.so.13", "usr/lib/.hidden/x",
+                "usr/local/cuda-12.1/lib64/libcudart.so.12", "usr/local/cuda-12.4/targets/x86_64-linux/lib/stubs/libcuda.so",
+                "opt/conda/lib/libcublas.so.12"):  # fmt: skip
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("")
+    (tmp_path / "usr/local/cuda").symlink_to("cuda-12.4")
+    base = str(tmp_path)
+    for pattern in ("/usr/lib/python3*/site-packages", "/usr/lib/python3*/site-packages/nvidia/*/lib",
+                    "/usr/lib/python3*/site-packages/nvidia/cu1[0-9]/lib/libcudart.so.*[0-9]",
+                    "/usr/local/cuda-*/lib64", "/usr/local/cuda*/targets/*/lib/stubs", "/usr/lib/*",
+                    "/opt/conda/lib", "/opt/none/*", "/usr/lib/python3.11/site-packages/nvidia/cublas/lib/libcublasLt.so.*[0-9]"):  # fmt: skip
+        assert fsroot.glob(base + pattern) == sorted(std.glob(base + pattern)), pattern

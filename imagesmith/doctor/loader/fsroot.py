@@ -88,6 +88,65 @@ def classify(root: str, path: str) -> str:
     return "other"
 
 
+def match(name: str, pattern: str) -> bool:
+    """``fnmatch.fnmatchcase`` for ``*``, ``?`` and ``[...]`` (ranges, ``!`` negation), without ``re``
+    (fnmatch compiles patterns with it: ~4 ms of imports the doctor does not pay)."""
+    if not pattern:
+        return not name
+    head = pattern[0]
+    if head == "*":
+        rest = pattern.lstrip("*")
+        return any(match(name[i:], rest) for i in range(len(name) + 1))
+    if not name:
+        return False
+    if head == "?":
+        return match(name[1:], pattern[1:])
+    if head == "[":
+        end = pattern.find("]", 2)
+        if end > 0:
+            body = pattern[1:end]
+            negate = body[:1] == "!"
+            body = body[1:] if negate else body
+            hit, i = False, 0
+            while i < len(body):
+                if i + 2 < len(body) and body[i + 1] == "-":
+                    hit |= body[i] <= name[0] <= body[i + 2]
+                    i += 3
+                else:
+                    hit |= body[i] == name[0]
+                    i += 1
+            return hit != negate and match(name[1:], pattern[end + 1 :])
+    return head == name[0] and match(name[1:], pattern[1:])
+
+
+def glob(pattern: str) -> list[str]:
+    """``sorted(glob.glob(pattern))`` for an absolute host pattern, without importing glob (it brings ``re``,
+    ``fnmatch`` and ``contextlib``: ~7 ms of the full doctor's budget). Hidden names match only a pattern
+    that starts with a dot, as in glob."""
+    found = [""]
+    parts = [p for p in pattern.split("/") if p]
+    for i, part in enumerate(parts):
+        wild = any(c in part for c in "*?[")
+        nxt: list[str] = []
+        for base in found:
+            if not wild:
+                candidate = f"{base}/{part}"
+                if i < len(parts) - 1 or os.path.lexists(candidate):
+                    nxt.append(candidate)
+                continue
+            try:
+                names = os.listdir(base or "/")
+            except OSError:
+                continue
+            nxt += [
+                f"{base}/{n}"
+                for n in names
+                if (not n.startswith(".") or part.startswith(".")) and match(n, part)
+            ]
+        found = nxt
+    return sorted(p for p in found if os.path.lexists(p))
+
+
 def listdir(root: str, path: str) -> frozenset[str] | None:
     try:
         return frozenset(os.listdir(host_path(root, path)))
