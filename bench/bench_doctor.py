@@ -109,7 +109,7 @@ def _gpu_node_row(floor: float) -> dict[str, object]:
         full_s,
         "python -c pass (interpreter start, same venv)",
         floor,
-        "target <= 2.5x; the probe is a second interpreter (python -I) loading libcuda and NVML",
+        "target <= 2.5x; the probe is a forked child loading libcuda and NVML (ctypes)",
     )
 
 
