@@ -131,3 +131,33 @@ def test_policy_error_via_cli(run_cli, tmp_path: Path) -> None:  # type: ignore[
     result = run_cli("images", "plan", "--policy", str(path))
     assert result.returncode == 2
     assert result.stderr.strip() == f"imagesmith: error: {path}:10: not a driver version: '535.x'"
+
+
+def test_plan_fast_path_prints_what_the_click_command_prints(tmp_path: Path) -> None:
+    """`images plan` is answered before click is imported; the click command must say the same."""
+    import subprocess
+    import sys
+
+    for flags in ([], ["--explain"], ["--json"]):
+        fast = subprocess.run(
+            [sys.executable, "-m", "imagesmith", "images", "plan", *flags],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+        )
+        slow = subprocess.run(
+            [sys.executable, "-c", "import sys; from imagesmith.cli import run; sys.exit(run(sys.argv[1:]))",
+             "images", "plan", *flags],
+            capture_output=True, text=True, cwd=tmp_path,
+        )  # fmt: skip
+        assert (fast.returncode, fast.stdout) == (slow.returncode, slow.stdout), flags
+        assert (
+            "click"
+            not in subprocess.run(
+                [sys.executable, "-X", "importtime", "-m", "imagesmith", "images", "plan", *flags],
+                capture_output=True,
+                text=True,
+                cwd=tmp_path,
+            ).stderr.split("imagesmith.images.plan_view")[0]
+            or flags == []
+        )
