@@ -248,6 +248,10 @@ def _device_errors(root: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _found(edge: ResolvedEdge | None) -> str | None:
+    return edge.path if edge is not None and edge.path and not edge.error else None
+
+
 def start_probe(
     root: str, libcuda: str | None, nvml: str | None, timeout: float
 ) -> probe_mod.Running | str | None:
@@ -329,19 +333,27 @@ def collect(*, root: str = "/", probe: bool = True, probe_timeout: float = 10.0)
     env = {k: os.environ.get(k) for k in ENV_VARS}
     config = loaderconf.detect(root=root)
     resolver = Resolver(config)
-    sites = frameworks.site_packages(root, sys.path if root == "/" else None)
-    fws = frameworks.discover(root, sites)
     main = _main_executable(root)
     if main is not None:
         try:  # noqa: SIM105 - contextlib.suppress would cost the doctor ~3 ms of imports
             resolver.load_root(main)
         except (OSError, elf.ElfError):
             pass  # an executable we cannot read: the model starts from nothing, as with a bare --root
+    # The probe starts now, on the copies a dlopen from the executable finds, and runs in a forked child
+    # while the model is built; in the rare case the model resolves another copy (libcuda found through
+    # libcudart's RUNPATH), that guess is cancelled and the probe restarted on the modelled copies.
+    guess = (_found(resolver.lookup("libcuda.so.1")), _found(resolver.lookup("libnvidia-ml.so.1")))
+    running = start_probe(root, *guess, probe_timeout) if probe else None
+    sites = frameworks.site_packages(root, sys.path if root == "/" else None)
+    fws = frameworks.discover(root, sites)
     libcuda_edge, nvml_edge = _model(resolver, root, sites, fws)
-    libcuda = libcuda_edge.path if libcuda_edge and libcuda_edge.path and not libcuda_edge.error else None
-    nvml = nvml_edge.path if nvml_edge and nvml_edge.path and not nvml_edge.error else None
-    # The probe runs in a forked child while the rest of the facts are gathered here.
-    running = start_probe(root, libcuda, nvml, probe_timeout) if probe else None
+    modelled = (_found(libcuda_edge), _found(nvml_edge))
+    if probe and modelled != guess:
+        if running is not None and not isinstance(running, str):
+            from imagesmith.doctor import probe as probe_module
+
+            probe_module.cancel(running)
+        running = start_probe(root, *modelled, probe_timeout)
     libraries = _libraries(resolver, root, sites)
     glibc_required, glibc_by = _glibc_required(resolver, root)
     picks = _picks(resolver, libraries)

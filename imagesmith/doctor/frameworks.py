@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 
-from imagesmith.doctor import fatbin
 from imagesmith.doctor.facts import Framework
 from imagesmith.doctor.loader import fsroot
 
@@ -137,6 +136,8 @@ def _assigned(text: str, variable: str) -> str | None:
 
 
 def _arch_flags(paths: list[str]) -> tuple[tuple[str, ...], tuple[str, ...], str | None]:
+    from imagesmith.doctor import fatbin  # only when a CUDA torch is installed
+
     sass: set[int] = set()
     ptx: set[int] = set()
     used = None

@@ -92,6 +92,13 @@ def finish(probe: Running) -> tuple[dict[str, Record], str | None]:
     return data, error
 
 
+def cancel(probe: Running) -> None:
+    """Stop a probe whose answer is no longer wanted (it was started on a guess that turned out wrong)."""
+    os.kill(probe.pid, 9)
+    os.close(probe.read_fd)
+    os.waitpid(probe.pid, 0)
+
+
 def run(libcuda: str | None, nvml: str | None, timeout: float) -> tuple[dict[str, Record], str | None]:
     """``start`` then ``finish``."""
     return finish(start(libcuda, nvml, timeout))

@@ -393,31 +393,29 @@ class Knowledge:
 
     @cached_property
     def gpus(self) -> tuple[Gpu, ...]:
-        gpus = []
-        for row in self._rows("gpus.toml", "gpu"):
-            segment = row.req("segment", str)
-            if segment not in SEGMENTS:
-                raise row.fail(f"segment must be one of {', '.join(SEGMENTS)}, got {segment!r}")
-            forward = row.req("forward_compat", str)
-            if forward not in FORWARD_COMPAT:
-                raise row.fail(f"forward_compat must be one of {', '.join(FORWARD_COMPAT)}, got {forward!r}")
-            architecture = row.req("architecture", str)
-            if architecture not in self.architectures:
-                raise row.fail(f"architecture {architecture!r} has no [[architecture]] row")
-            gpus.append(
-                Gpu(
-                    name=row.req("name", str),
-                    aliases=row.strings("aliases", required=False),
-                    capability=row.req_version("capability", capability=True),
-                    architecture=architecture,
-                    memory_gb=row.get("memory_gb", float, required=False),
-                    segment=segment,
-                    forward_compat=forward,
-                    min_cuda=row.version("min_cuda", required=False),
-                    provenance=row.provenance(),
-                )
-            )
-        return tuple(gpus)
+        return tuple(self._gpu(row) for row in self._rows("gpus.toml", "gpu"))
+
+    def _gpu(self, row: Row) -> Gpu:
+        segment = row.req("segment", str)
+        if segment not in SEGMENTS:
+            raise row.fail(f"segment must be one of {', '.join(SEGMENTS)}, got {segment!r}")
+        forward = row.req("forward_compat", str)
+        if forward not in FORWARD_COMPAT:
+            raise row.fail(f"forward_compat must be one of {', '.join(FORWARD_COMPAT)}, got {forward!r}")
+        architecture = row.req("architecture", str)
+        if architecture not in self.architectures:
+            raise row.fail(f"architecture {architecture!r} has no [[architecture]] row")
+        return Gpu(
+            name=row.req("name", str),
+            aliases=row.strings("aliases", required=False),
+            capability=row.req_version("capability", capability=True),
+            architecture=architecture,
+            memory_gb=row.get("memory_gb", float, required=False),
+            segment=segment,
+            forward_compat=forward,
+            min_cuda=row.version("min_cuda", required=False),
+            provenance=row.provenance(),
+        )
 
     @cached_property
     def _gpu_index(self) -> dict[str, Gpu]:
@@ -433,7 +431,16 @@ class Knowledge:
         return index
 
     def gpu_or_none(self, name: str) -> Gpu | None:
-        return self._gpu_index.get(_normalise(name))
+        key = _normalise(name)
+        if "_gpu_index" in self.__dict__ or "gpus" in self.__dict__:
+            return self._gpu_index.get(key)
+        # One question (the doctor's, a matrix check's): build only the row that answers it, not all ~60.
+        # Names that collide are a data error `matrix validate` reports; the first row wins here.
+        for row in self._rows("gpus.toml", "gpu"):
+            names = [row.data.get("name"), *(row.data.get("aliases") or ())]
+            if any(isinstance(n, str) and _normalise(n) == key for n in names):
+                return self._gpu(row)
+        return None
 
     def find_gpu(self, query: str) -> Gpu:
         """A GPU by name or alias (any case and punctuation), or any GPU of a compute capability."""
