@@ -86,6 +86,8 @@ def pick(
 
     if fmt == "sagemaker" and service is None:
         service = "sagemaker"
+    if fmt == "karpenter" and cloud is None and service is None:
+        cloud = "aws"  # Karpenter provisions EC2: the format says where to look
     result = run_pick(
         cpus=cpus,
         memory=memory,

@@ -89,3 +89,21 @@ def parse_price(text: str | float, *, flag: str = "--max-price") -> float:
     if value <= 0:
         raise UsageError("a price limit must be above 0", where=f"{flag} {text!r}")
     return value
+
+
+def require_positive(value: Range, *, flag: str, what: str) -> Range:
+    """A count that cannot be zero or less (vCPUs, memory): ``0``, ``..0`` are refused in one line."""
+    if value.high is not None and value.high <= 0.01 + 1e-9:
+        raise UsageError(f"{what} must be above 0", where=f"{flag} {value.text!r}")
+    return value
+
+
+def require_whole(value: Range, *, flag: str) -> Range:
+    """GPU counts are whole unless --allow-fractional (time-sliced or partitioned GPUs)."""
+    written = [n for n in value.text.rstrip("+").split("..") if n]
+    if any(float(n) != int(float(n)) for n in written):
+        raise UsageError(
+            "GPUs come whole (1, 2, 8); a fraction of one needs --allow-fractional",
+            where=f"{flag} {value.text!r}",
+        )
+    return value

@@ -8,7 +8,16 @@ from typing import Any
 from imagesmith.errors import UnknownName, UsageError
 from imagesmith.matrix.versions import Capability
 from imagesmith.picker.catalog import Catalog
-from imagesmith.picker.grammar import Range, Ratio, parse_capability, parse_memory, parse_price, parse_range
+from imagesmith.picker.grammar import (
+    Range,
+    Ratio,
+    parse_capability,
+    parse_memory,
+    parse_price,
+    parse_range,
+    require_positive,
+    require_whole,
+)
 from imagesmith.picker.model import CLOUDS, SERVICES
 
 ARCH_ALIASES = {
@@ -153,12 +162,16 @@ def build(
     if top < 0:
         raise UsageError("must be 0 or more", where=f"--top {top}")
     gpus_range = parse_range(gpus, flag="--gpus") if gpus is not None else None
+    if gpus_range is not None and not allow_fractional:
+        require_whole(gpus_range, flag="--gpus")
     gpu_flags = bool(names or gpu_memory or min_cc or image or allow_fractional)
     if gpus_range is not None and gpus_range.high is not None and gpus_range.high < 0.5 and gpu_flags:
         raise UsageError("asks for no GPU but other flags ask for one", where=f"--gpus {gpus}")
     return Query(
-        cpus=parse_range(cpus, flag="--cpus") if cpus is not None else None,
-        memory=parse_memory(memory) if memory is not None else None,
+        cpus=require_positive(parse_range(cpus, flag="--cpus"), flag="--cpus", what="vCPUs")
+        if cpus is not None
+        else None,
+        memory=_positive_memory(parse_memory(memory)) if memory is not None else None,
         gpus=gpus_range,
         wants_gpu=gpu_flags or (gpus_range is not None and (gpus_range.low or 0) > 0),
         gpu_names=names,
@@ -176,6 +189,14 @@ def build(
         image=image,
         top=top,
     )
+
+
+def _positive_memory(value: Range | Ratio) -> Range | Ratio:
+    if isinstance(value, Ratio):
+        if value.per_vcpu <= 0:
+            raise UsageError("memory per vCPU must be above 0", where=f"--memory {value.text!r}")
+        return value
+    return require_positive(value, flag="--memory", what="memory")
 
 
 def _names(catalog: Catalog, column: str) -> list[str]:

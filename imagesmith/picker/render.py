@@ -43,10 +43,13 @@ def pick_text(result: PickResult) -> str:
         out.append("")
         out.append("choice:")
         out += ["  " + line for line in table([result.choice], spot=result.spot)]
+        notes = result.choice.notes
         if result.choice.burstable:
             out.append("  note: burstable (a baseline share of CPU plus credits); --no-burstable excludes it")
-        if result.choice.notes:
-            out.append(f"  note: {result.choice.notes}")
+            if notes and "burstable" in notes.lower():
+                notes = ""  # the row's own note says the same thing: say it once
+        if notes:
+            out.append(f"  note: {notes}")
         if result.alternatives:
             out.append("")
             out.append("alternatives:")

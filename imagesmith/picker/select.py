@@ -21,6 +21,9 @@ class Failure:
     constraint: str  # the flag's name without dashes: cpus, memory, gpus, gpu, gpu_memory, min_cc, ...
     wanted: str
     got: str
+    # How far off, relative to what was asked (0.5 = half the GPUs); 1 for a miss that has no size (a
+    # GPU model, an architecture). The closest options are those that fail by the least.
+    distance: float = 1.0
 
     def to_json(self) -> dict[str, str]:
         return {"constraint": self.constraint, "wanted": self.wanted, "got": self.got}
@@ -89,7 +92,13 @@ def failures(row: InstanceRow, q: Query) -> list[Failure]:
             )
         )
     if q.gpus is not None and not q.gpus.contains(count):
-        out.append(Failure(constraint="gpus", wanted=q.gpus.text, got=_fmt(count)))
+        got = _fmt(count)
+        low = q.gpus.low if q.gpus.low is not None else 0.0
+        if 0 < count < low and not row.gpu_fractional:
+            # Too few per machine: say how many of them would make up the request.
+            nodes = -(-round(low + 0.01) // int(count))
+            got += f" per node ({nodes} nodes give {_fmt(nodes * count)})"
+        out.append(Failure(constraint="gpus", wanted=q.gpus.text, got=got, distance=_distance(q.gpus, count)))
     elif q.wants_gpu and count <= 0:
         # --gpu/--gpu-memory/--min-cc/--image ask for a GPU even when --gpus ..1 would admit zero.
         out.append(Failure(constraint="gpus", wanted="at least one GPU", got="0"))
@@ -136,9 +145,23 @@ def failures(row: InstanceRow, q: Query) -> list[Failure]:
     if q.arch is not None and row.arch != q.arch:
         out.append(Failure(constraint="arch", wanted=q.arch, got=row.arch))
     if q.cpus is not None and not q.cpus.contains(row.vcpus):
-        out.append(Failure(constraint="cpus", wanted=q.cpus.text, got=f"{_fmt(row.vcpus)} vCPUs"))
+        out.append(
+            Failure(
+                constraint="cpus",
+                wanted=q.cpus.text,
+                got=f"{_fmt(row.vcpus)} vCPUs",
+                distance=_distance(q.cpus, row.vcpus),
+            )
+        )
     if isinstance(q.memory, Range) and not q.memory.contains(row.memory_gib):
-        out.append(Failure(constraint="memory", wanted=q.memory.text, got=f"{_fmt(row.memory_gib)} GiB"))
+        out.append(
+            Failure(
+                constraint="memory",
+                wanted=q.memory.text,
+                got=f"{_fmt(row.memory_gib)} GiB",
+                distance=_distance(q.memory, row.memory_gib),
+            )
+        )
     elif isinstance(q.memory, Ratio) and row.memory_gib < q.memory.per_vcpu * row.vcpus - 1e-9:
         out.append(
             Failure(
@@ -152,6 +175,15 @@ def failures(row: InstanceRow, q: Query) -> list[Failure]:
             Failure(constraint="no_burstable", wanted="full-time vCPUs", got="burstable (CPU credits)")
         )
     return out
+
+
+def _distance(wanted: Range, got: float) -> float:
+    """How far ``got`` is outside ``wanted``, as a fraction of the bound it misses."""
+    if wanted.low is not None and got < wanted.low:
+        return (wanted.low - got) / max(wanted.low, 1e-9)
+    if wanted.high is not None and got > wanted.high:
+        return (got - wanted.high) / max(wanted.high, 1e-9)
+    return 0.0
 
 
 def in_scope(row: InstanceRow, q: Query) -> bool:
@@ -195,6 +227,12 @@ def _other_gpu(row: InstanceRow, q: Query) -> bool:
     return bool(q.gpu_names) and not any(_gpu_matches(row.gpu_model, n) for n in q.gpu_names)
 
 
+def _miss(rejection: Rejection) -> tuple[int, float]:
+    """Fewest broken constraints first, then the smallest miss: for 16 H100s the 8-GPU machines come before
+    the 1-GPU ones."""
+    return len(rejection.failed), sum(f.distance for f in rejection.failed)
+
+
 def select(catalog: Catalog, q: Query) -> Selection:
     choice: InstanceRow | None = None
     alternatives: list[InstanceRow] = []
@@ -221,14 +259,17 @@ def select(catalog: Catalog, q: Query) -> Selection:
         else:
             break
     want = max(q.top, 1)
-    closest = sorted(rejected, key=lambda r: (_other_gpu(r.row, q), len(r.failed), sort_key(r.row, q.spot)))[
-        :want
-    ]
+
+    # With a choice, the cheaper rows it beat are listed cheapest first (why they lost); without one, the
+    # options that fail by the least come first (what to change).
+    def order(r: Rejection) -> tuple[bool, int, float, tuple[float, str, str, str, str]]:
+        broken, miss = _miss(r)
+        return (_other_gpu(r.row, q), broken, miss if choice is None else 0.0, sort_key(r.row, q.spot))
+
+    closest = sorted(rejected, key=order)[:want]
     if len(closest) < want and other:
         extra = [Rejection(row=r, failed=tuple(failures(r, q))) for r in other]
-        closest += sorted(extra, key=lambda r: (len(r.failed), sort_key(r.row, q.spot)))[
-            : want - len(closest)
-        ]
+        closest += sorted(extra, key=lambda r: (*_miss(r), sort_key(r.row, q.spot)))[: want - len(closest)]
     return Selection(
         choice=choice,
         alternatives=tuple(alternatives),

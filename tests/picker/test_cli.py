@@ -41,6 +41,14 @@ def test_pick_json_and_negative_exit() -> None:
         (["--gpu", "X200"], "--gpu: unknown GPU model 'X200'"),
         (["--image", "not-a-tag"], "--image 'not-a-tag'"),
         (["--top", "-1"], "--top -1"),
+        (["--cpus", "0"], "--cpus '0': vCPUs must be above 0"),
+        (["--cpus", "..0"], "--cpus '..0'"),
+        (["--memory", "0"], "--memory '0': memory must be above 0"),
+        (["--memory", "-4"], "--memory '-4'"),
+        (["--memory", "0x"], "--memory '0x'"),
+        (["--gpus", "1.5"], "--gpus '1.5': GPUs come whole"),
+        (["--gpus", "0.5..2"], "--gpus '0.5..2'"),
+        (["--cpus", "four"], "--cpus 'four'"),
     ],
 )
 def test_pick_bad_input_exit_2_one_line(args: list[str], needle: str) -> None:
@@ -60,6 +68,31 @@ def test_formats() -> None:
     assert p.returncode == 0 and p.stdout.strip().startswith("ml.")
     p = run("pick", "--gpus", "1", "--cloud", "gcp", "--format", "karpenter")
     assert p.returncode == 2 and "--format karpenter" in p.stderr
+    # Karpenter provisions EC2: without --cloud the format itself says where to look.
+    p = run("pick", "--gpus", "1", "--format", "karpenter")
+    assert p.returncode == 0 and "g4dn.xlarge" in p.stdout, p.stderr
+
+
+def test_fractional_gpus_are_a_flag_away() -> None:
+    p = run("pick", "--gpus", "0.5", "--allow-fractional", "--json")
+    assert p.returncode in (0, 1) and "GPUs come whole" not in p.stderr
+
+
+def test_closest_options_fail_by_the_least_and_count_the_nodes() -> None:
+    p = run("pick", "--gpus", "16", "--gpu", "H100", "--json")
+    assert p.returncode == 1
+    rejected = json.loads(p.stdout)["rejected"]
+    counts = [r["row"]["gpu_count"] for r in rejected]
+    assert counts[:3] == [8, 8, 8], counts  # the 8-GPU machines miss by the least, cheapest first
+    assert counts == sorted(counts, reverse=True)
+    assert rejected[0]["failed"][0]["got"] == "8 per node (2 nodes give 16)"
+    assert "2 nodes give 16" in p.stderr and p.stderr.count("\n") == 1
+
+
+def test_a_burstable_choice_is_noted_once() -> None:
+    p = run("pick", "--cpus", "2", "--memory", "4")
+    assert p.returncode == 0 and "t3." in p.stdout
+    assert p.stdout.count("note: burstable") == 1 and p.stdout.count("note:") == 1, p.stdout
 
 
 def test_instances_list_csv_json_and_info() -> None:
