@@ -10,13 +10,15 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from imagesmith.picker.api import pick
     from imagesmith.picker.model import InstanceRow
+    from imagesmith.picker.request import PickRequest
     from imagesmith.picker.result import PickResult
 
-__all__ = ["InstanceRow", "PickResult", "pick"]
+__all__ = ["InstanceRow", "PickRequest", "PickResult", "pick"]
 
 _LAZY = {
     "pick": ("imagesmith.picker.api", "pick"),
     "PickResult": ("imagesmith.picker.result", "PickResult"),
+    "PickRequest": ("imagesmith.picker.request", "PickRequest"),
     "InstanceRow": ("imagesmith.picker.model", "InstanceRow"),
 }
 

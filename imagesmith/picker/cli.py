@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import click
 
 from imagesmith.errors import NegativeAnswer
+from imagesmith.picker.request import PickRequest, flags, from_options
 
 _CATALOG = click.option(
     "--catalog",
@@ -20,37 +22,25 @@ _CATALOG = click.option(
 )
 
 
+def _constraint_options(command: Any) -> Any:
+    """The constraint flags, generated from PickRequest's fields (the one list of them)."""
+    for name, flag, meta in reversed(flags()):
+        kind: dict[str, Any] = {"help": meta["help"]}
+        default = PickRequest.__dataclass_fields__[name].default
+        if isinstance(default, bool):
+            kind["is_flag"] = True
+        elif isinstance(default, int):
+            kind.update(type=int, default=default, show_default=True)
+        elif default is not None:
+            kind.update(default=default, show_default=True)
+        if "choices" in meta:
+            kind["type"] = click.Choice(list(meta["choices"]))
+        command = click.option(flag, name, **kind)(command)
+    return command
+
+
 @click.command("pick")
-@click.option("--cpus", help="vCPUs: 4 (exact), 4+ (at least), 4..16.")
-@click.option("--memory", help="Host memory in GiB: 16, 16+, 16..64, or 4x (GiB per vCPU).")
-@click.option(
-    "--gpus",
-    help="GPU count: 1, 1+, 2..8 (fractions like 0.25+ with --allow-fractional). Default 0 unless a GPU flag is given.",
-)
-@click.option("--gpu", help="GPU model(s), comma-separated; A100 also matches A100-80GB.")
-@click.option("--gpu-memory", help="Memory per GPU: 24+, 40..80 (basis: --gpu-memory-basis).")
-@click.option(
-    "--gpu-memory-basis",
-    type=click.Choice(["nominal", "reported"]),
-    default="nominal",
-    show_default=True,
-    help="nominal = marketed GB (A10G 24); reported = what the provider API reports (A10G 22.35 GiB).",
-)
-@click.option("--min-cc", help="Minimum compute capability, e.g. 8.0.")
-@click.option("--arch", help="x86_64 (default), arm64 or any.")
-@click.option("--cloud", help="aws, gcp, azure (comma-separated).")
-@click.option("--service", help="ec2, sagemaker, compute-engine, azure-vm (default: the VM services).")
-@click.option("--region", help="Region(s), comma-separated.")
-@click.option("--spot", is_flag=True, help="Rank by spot price (rows without one are rejected).")
-@click.option("--max-price", help="Upper bound in USD per hour.")
-@click.option("--allow-fractional", is_flag=True, help="Allow partitions of one GPU (g6f: 1/8 of an L4).")
-@click.option("--no-burstable", is_flag=True, help="Exclude burstable instances (t3).")
-@click.option(
-    "--image", help="Only GPUs the image's framework build can run on (curated tag or torch==2.8.0+cu128)."
-)
-@click.option(
-    "--top", type=int, default=5, show_default=True, help="How many alternatives and rejected rows to show."
-)
+@_constraint_options
 @click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON (schema 1).")
 @click.option(
     "--format",
@@ -59,55 +49,16 @@ _CATALOG = click.option(
     help="Print a ready snippet instead.",
 )
 @_CATALOG
-def pick(
-    cpus: str | None,
-    memory: str | None,
-    gpus: str | None,
-    gpu: str | None,
-    gpu_memory: str | None,
-    gpu_memory_basis: str,
-    min_cc: str | None,
-    arch: str | None,
-    cloud: str | None,
-    service: str | None,
-    region: str | None,
-    spot: bool,
-    max_price: str | None,
-    allow_fractional: bool,
-    no_burstable: bool,
-    image: str | None,
-    top: int,
-    as_json: bool,
-    fmt: str | None,
-    catalog_dir: Path | None,
-) -> None:
+def pick(as_json: bool, fmt: str | None, catalog_dir: Path | None, **options: Any) -> None:
     """Choose the cheapest instance that fits the workload (exit 1 when none does)."""
     from imagesmith.picker.api import pick as run_pick
 
-    if fmt == "sagemaker" and service is None:
-        service = "sagemaker"
-    if fmt == "karpenter" and cloud is None and service is None:
-        cloud = "aws"  # Karpenter provisions EC2: the format says where to look
-    result = run_pick(
-        cpus=cpus,
-        memory=memory,
-        gpus=gpus,
-        gpu=gpu,
-        gpu_memory=gpu_memory,
-        gpu_memory_basis=gpu_memory_basis,
-        min_cc=min_cc,
-        arch=arch,
-        cloud=cloud,
-        service=service,
-        region=region,
-        spot=spot,
-        max_price=max_price,
-        allow_fractional=allow_fractional,
-        no_burstable=no_burstable,
-        image=image,
-        top=top,
-        catalog=catalog_dir,
-    )
+    request = from_options(options)
+    if fmt == "sagemaker" and request.service is None:
+        request = replace(request, service="sagemaker")
+    if fmt == "karpenter" and request.cloud is None and request.service is None:
+        request = replace(request, cloud="aws")  # Karpenter provisions EC2: the format says where to look
+    result = run_pick(request, catalog=catalog_dir)
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=1))
     elif fmt is not None and result.choice is not None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from imagesmith.errors import UnknownName, UsageError
@@ -19,6 +19,7 @@ from imagesmith.picker.grammar import (
     require_whole,
 )
 from imagesmith.picker.model import CLOUDS, SERVICES
+from imagesmith.picker.request import PickRequest
 
 ARCH_ALIASES = {
     "x86_64": "x86_64",
@@ -65,9 +66,13 @@ class Query:
     no_burstable: bool = False
     image: ImageFilter | None = None
     top: int = 5
+    request: PickRequest | None = None  # what was asked, as typed
 
     def describe(self) -> dict[str, Any]:
+        """What was asked (every PickRequest field given) with the parsed forms where parsing says more."""
+        asked = {f.name: getattr(self.request, f.name) for f in fields(self.request)} if self.request else {}
         out: dict[str, Any] = {
+            **asked,
             "cpus": self.cpus.text if self.cpus else None,
             "memory": self.memory.text if self.memory else None,
             "gpus": self.gpus.text if self.gpus else ("1+ (any GPU)" if self.wants_gpu else "0"),
@@ -109,27 +114,13 @@ def _known(
     return tuple(out)
 
 
-def build(
-    catalog: Catalog,
-    *,
-    cpus: str | None = None,
-    memory: str | None = None,
-    gpus: str | None = None,
-    gpu: str | None = None,
-    gpu_memory: str | None = None,
-    gpu_memory_basis: str = "nominal",
-    min_cc: str | None = None,
-    arch: str | None = None,
-    cloud: str | None = None,
-    service: str | None = None,
-    region: str | None = None,
-    spot: bool = False,
-    max_price: str | float | None = None,
-    allow_fractional: bool = False,
-    no_burstable: bool = False,
-    top: int = 5,
-    image: ImageFilter | None = None,
-) -> Query:
+def build(catalog: Catalog, request: PickRequest, *, image: ImageFilter | None = None) -> Query:
+    """The parsed, validated query of a request (UsageError naming the flag on bad input)."""
+    cpus, memory, gpus, gpu = request.cpus, request.memory, request.gpus, request.gpu
+    gpu_memory, gpu_memory_basis, min_cc = request.gpu_memory, request.gpu_memory_basis, request.min_cc
+    arch, cloud, service, region = request.arch, request.cloud, request.service, request.region
+    spot, max_price, allow_fractional = request.spot, request.max_price, request.allow_fractional
+    no_burstable, top = request.no_burstable, request.top
     clouds = _known("cloud", _split(cloud), list(CLOUDS), "--cloud")
     services = _known("service", _split(service), list(SERVICES), "--service")
     if not services:
@@ -188,6 +179,7 @@ def build(
         no_burstable=no_burstable,
         image=image,
         top=top,
+        request=request,
     )
 
 

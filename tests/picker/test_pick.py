@@ -172,3 +172,26 @@ def test_result_is_frozen(shipped: catalog.Catalog) -> None:
     r = pick(gpus="1", catalog=shipped)
     with pytest.raises(AttributeError):
         r.choice = None  # type: ignore[misc]
+
+
+def test_one_request_object_drives_the_cli_the_api_and_the_description(shipped: catalog.Catalog) -> None:
+    from dataclasses import fields
+
+    from imagesmith.picker import PickRequest
+    from imagesmith.picker.request import flags
+
+    request = PickRequest(cpus="8", memory="32", arch="any")
+    by_object = pick(request, catalog=shipped)
+    by_keywords = pick(cpus="8", memory="32", arch="any", catalog=shipped)
+    assert by_object.choice == by_keywords.choice and by_object.query == by_keywords.query
+    assert by_object.query["cpus"] == "8" and by_object.query["arch"] == "any"
+    # Every field is a flag of `imagesmith pick`, and nothing else is a constraint flag.
+    import click
+
+    from imagesmith.picker.cli import pick as pick_command
+
+    options = {o for p in pick_command.params if isinstance(p, click.Option) for o in p.opts}
+    assert {flag for _, flag, _ in flags()} == options - {"--json", "--format", "--catalog"}
+    assert [f.name for f in fields(PickRequest)] == [name for name, _, _ in flags()]
+    with pytest.raises(TypeError):
+        pick(request, cpus="4", catalog=shipped)
