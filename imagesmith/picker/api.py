@@ -52,4 +52,32 @@ def pick(
         catalog_date=cat.catalog_date,
         spot=request.spot,
         query=q.describe(),
+        searched=_searched(cat, q),
     )
+
+
+def _searched(cat: catalog_mod.Catalog, q: query_mod.Query) -> dict[str, Any]:
+    """The catalog and the scope the query searched (memoised per catalog and scope)."""
+    key = ("searched", q.clouds, q.services, q.regions)
+    if key not in cat.cache:
+        from imagesmith.picker.model import family
+        from imagesmith.picker.select import in_scope
+
+        rows = [r for r in cat.rows if in_scope(r, q)]
+        scope = {(r.cloud, r.service, r.region) for r in rows}
+        sources = [
+            f"{s.get('cloud')}/{s.get('service')}/{s.get('region')}: {s.get('source') or s.get('format')} ({s.get('fetched_at')})"
+            for s in cat.meta.get("sources", ())
+            if isinstance(s, dict) and (s.get("cloud"), s.get("service"), s.get("region")) in scope
+        ]
+        cat.cache[key] = {
+            "catalog_date": cat.catalog_date,
+            "sources": sources,
+            "rows": len(rows),
+            "clouds": sorted({r.cloud for r in rows}),
+            "services": sorted({r.service for r in rows}),
+            "regions": sorted({r.region for r in rows}),
+            "families": sorted({family(r) for r in rows}),
+        }
+    searched: dict[str, Any] = cat.cache[key]
+    return searched

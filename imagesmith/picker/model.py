@@ -48,6 +48,24 @@ class InstanceRow:
 
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(InstanceRow))
+
+
+def family(row: InstanceRow) -> str:
+    """The instance family as its cloud names it: m6i (m6i.xlarge), a3 (a3-highgpu-8g), n1 (n1-standard-4+T4x1),
+    NCads_H100_v5 (Standard_NC40ads_H100_v5: the series, digits of the size taken out)."""
+    name = row.instance_type.split("+")[0]
+    if row.cloud == "aws":
+        base = name.removeprefix("ml.")
+        dot = base.find(".")  # m6i.xlarge: the family is what precedes the size
+        return base[:dot] if dot >= 0 else base
+    if row.cloud == "gcp":
+        return name.split("-")[0]
+    size = name.removeprefix("Standard_")
+    head, _, tail = size.partition("_")
+    letters = "".join(c for c in head if not c.isdigit())
+    return f"{letters}_{tail}" if tail else letters
+
+
 _FLOATS = {"vcpus", "memory_gib", "gpu_count"}
 _OPT_FLOATS = {"gpu_memory_gib_each", "gpu_memory_nominal_gb_each", "price_on_demand", "price_spot"}
 _BOOLS = {"burstable", "gpu_fractional"}

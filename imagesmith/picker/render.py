@@ -39,6 +39,14 @@ def table(rows: Sequence[InstanceRow], *, spot: bool, extra: Sequence[str] | Non
 def pick_text(result: PickResult) -> str:
     market = "spot" if result.spot else "on-demand"
     out = [f"catalog {result.catalog_date}, {market} prices (USD per hour)"]
+    searched = result.searched
+    if searched:
+        families = list(searched.get("families", ()))
+        shown = ", ".join(families[:12]) + (f" and {len(families) - 12} more" if len(families) > 12 else "")
+        out.append(
+            f"searched {searched.get('rows')} rows: {', '.join(searched.get('services', ()))} in "
+            f"{', '.join(searched.get('regions', ()))}; families {shown}"
+        )
     if result.choice is not None:
         out.append("")
         out.append("choice:")

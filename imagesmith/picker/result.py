@@ -20,6 +20,9 @@ class PickResult:
     catalog_date: str
     spot: bool
     query: dict[str, Any] = field(hash=False, compare=False)
+    # Where the answer looked: the catalog (date, sources) and the clouds, services, regions and instance
+    # families of the rows in scope. An answer is only as good as what it searched.
+    searched: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
     @property
     def found(self) -> bool:
@@ -38,4 +41,5 @@ class PickResult:
             "alternatives": [r.to_json() for r in self.alternatives],
             "rejected": [r.to_json() for r in self.rejected],
             "rejected_total": self.rejected_total,
+            "searched": self.searched,
         }

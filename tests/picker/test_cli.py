@@ -133,3 +133,22 @@ def test_pick_does_not_import_heavy_modules() -> None:
     )
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert p.stdout.strip().splitlines()[-1] == "HEAVY=", p.stdout[-300:]
+
+
+def test_every_answer_says_what_it_searched() -> None:
+    p = run("pick", "--gpus", "1", "--cloud", "gcp", "--json")
+    assert p.returncode == 0, p.stderr
+    searched = json.loads(p.stdout)["searched"]
+    assert searched["clouds"] == ["gcp"] and searched["services"] == ["compute-engine"]
+    assert (
+        searched["regions"] == ["us-central1"]
+        and "a3" in searched["families"]
+        and "p5" not in searched["families"]
+    )
+    assert (
+        searched["catalog_date"]
+        and searched["sources"]
+        and all(s.startswith("gcp/") for s in searched["sources"])
+    )
+    text = run("pick", "--gpus", "1", "--cloud", "gcp").stdout.splitlines()
+    assert text[1].startswith("searched ") and "us-central1" in text[1] and "families" in text[1]
