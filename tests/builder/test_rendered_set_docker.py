@@ -115,6 +115,37 @@ def test_rendered_policy_builds_and_smoke_tests(rendered: Rendered, docker_clien
     assert leftovers.decode().split() == []
 
 
+def _doctor_in_image(
+    client: Any,
+    tag: str,
+    command: list[str],
+    volumes: dict[str, dict[str, str]],
+    environment: dict[str, str],
+    *,
+    user: str | None = None,
+) -> tuple[int, dict[str, Any]]:
+    """Run the doctor in a container of the image (no network); its exit status and its JSON report."""
+    container = client.containers.run(
+        tag,
+        command,
+        detach=True,
+        network_mode="none",
+        volumes=volumes,
+        environment=environment,
+        **({"user": user} if user else {}),
+    )
+    try:
+        status = container.wait(timeout=120)["StatusCode"]
+        out = container.logs(stdout=True, stderr=False).decode()
+        err = container.logs(stdout=False, stderr=True).decode()
+    finally:
+        container.remove(force=True)
+    assert status in (0, 1), err
+    report = json.loads(out)
+    assert isinstance(report, dict)
+    return int(status), report
+
+
 # The doctor's fake-node scenarios, inside a container of the curated image: the stub driver libraries
 # (compiled here, as in tests/doctor) are bind-mounted where the NVIDIA container runtime mounts the real
 # ones, and empty files stand in for the device nodes. The image, its Python, its venv and its real
@@ -169,22 +200,9 @@ def test_doctor_scenarios_inside_the_built_image(
         environment["LD_LIBRARY_PATH"] = (
             "/usr/local/cuda/lib64/stubs:/usr/local/nvidia/lib:/usr/local/nvidia/lib64"
         )
-    container = docker_client.containers.run(
-        rendered.child["tag"],
-        ["imagesmith", "doctor", "--json"],
-        detach=True,
-        network_mode="none",
-        volumes=volumes,
-        environment=environment,
+    status, report = _doctor_in_image(
+        docker_client, rendered.child["tag"], ["imagesmith", "doctor", "--json"], volumes, environment
     )
-    try:
-        status = container.wait(timeout=120)["StatusCode"]
-        out = container.logs(stdout=True, stderr=False).decode()
-        err = container.logs(stdout=False, stderr=True).decode()
-    finally:
-        container.remove(force=True)
-    assert status in (0, 1), err
-    report = json.loads(out)
     errors = {f["code"] for f in report["findings"] if f["severity"] == "error"}
     found = {f["code"] for f in report["findings"]}
     assert expected <= errors, report["findings"]
@@ -262,23 +280,14 @@ def test_failure_classes_inside_the_built_image(
             volumes[str(d)] = {"bind": f"{VENV_SITE}/{rel}", "mode": "ro"}
     if scenario == "empty-element":
         environment["LD_LIBRARY_PATH"] = f"{NVIDIA_LIBS}:"
-    container = docker_client.containers.run(
+    status, report = _doctor_in_image(
+        docker_client,
         rendered.child["tag"],
         ["sh", "-c", f"{mknod} && exec imagesmith doctor --json"],
-        detach=True,
-        network_mode="none",
-        user="0",
-        volumes=volumes,
-        environment=environment,
+        volumes,
+        environment,
+        user="0",  # mknod
     )
-    try:
-        status = container.wait(timeout=120)["StatusCode"]
-        out = container.logs(stdout=True, stderr=False).decode()
-        err = container.logs(stdout=False, stderr=True).decode()
-    finally:
-        container.remove(force=True)
-    assert status in (0, 1), err
-    report = json.loads(out)
     found = {f["code"]: f for f in report["findings"]}
     if scenario == "shadowed-by-old-toolkit":
         f = found["LIBRARY_SHADOWED"]

@@ -296,19 +296,7 @@ class Resolver:
             return self._open_direct(requester, name, self._abs(expanded), kind=kind)
         winner, error, shadowed, skipped, searched = self._scan(requester, name)
         if winner is None:
-            return (
-                Edge(
-                    name=name,
-                    needed_by=needed_by,
-                    path=None,
-                    via="not_found",
-                    kind=kind,
-                    skipped=tuple(skipped),
-                    searched=tuple(searched),
-                    error=f"{name}: cannot open shared object file",
-                ),
-                None,
-            )
+            return _not_found(name, needed_by, kind, skipped, searched), None
         via, path = winner
         if error is not None:
             edge = Edge(
@@ -380,9 +368,7 @@ class Resolver:
         winner, error, shadowed, skipped, searched = self._scan(self.main, name)
         needed_by = self.main.path if self.main else None
         if winner is None:
-            return Edge(name=name, needed_by=needed_by, path=None, via="not_found", kind="dlopen",
-                        skipped=tuple(skipped), searched=tuple(searched),
-                        error=f"{name}: cannot open shared object file")  # fmt: skip
+            return _not_found(name, needed_by, "dlopen", skipped, searched)
         via, path = winner
         return Edge(name=name, needed_by=needed_by, path=path, via=via, kind="dlopen", shadowed=tuple(shadowed),
                     skipped=tuple(skipped), searched=tuple(searched), error=error)  # fmt: skip
@@ -487,6 +473,19 @@ class Resolver:
             if any(n.startswith(soname_prefix) for n in names):
                 return obj
         return None
+
+
+def _not_found(name: str, needed_by: str | None, kind: str, skipped: list[str], searched: list[str]) -> Edge:
+    return Edge(
+        name=name,
+        needed_by=needed_by,
+        path=None,
+        via="not_found",
+        kind=kind,
+        skipped=tuple(skipped),
+        searched=tuple(searched),
+        error=f"{name}: cannot open shared object file",
+    )
 
 
 def why(path: str, config: LoaderConfig) -> Resolver:
