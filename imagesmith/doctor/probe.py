@@ -99,11 +99,6 @@ def cancel(probe: Running) -> None:
     os.waitpid(probe.pid, 0)
 
 
-def run(libcuda: str | None, nvml: str | None, timeout: float) -> tuple[dict[str, Record], str | None]:
-    """``start`` then ``finish``."""
-    return finish(start(libcuda, nvml, timeout))
-
-
 def _send(fd: int, record: Record) -> None:
     import marshal
 

@@ -54,6 +54,19 @@ int nvmlDeviceGetMemoryInfo(nvmlDevice_t h, nvmlMemory_t *m) { (void)h; m->total
 """
 
 
+def fatbin_blob(entries: list[tuple[int, int]]) -> bytes:
+    """A ``.nv_fatbin`` section's bytes: one entry per (kind, sm) pair (kind 2 = SASS/ELF, 1 = PTX)."""
+    import struct
+
+    body = b""
+    for kind, arch in entries:
+        header = (
+            struct.pack("<HHIQ", kind, 0x0101, 64, 16) + b"\0" * 12 + struct.pack("<I", arch) + b"\0" * 32
+        )
+        body += header + b"\0" * 16
+    return struct.pack("<IHHQ", 0xBA55ED50, 1, 16, len(body)) + body
+
+
 def gcc(out: Path, source: str, *args: str, soname: str | None = None, shared: bool = True) -> Path:
     """Compile C ``source`` into ``out`` (a shared library unless ``shared=False``)."""
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -263,6 +276,10 @@ class Node:
         assert proc.returncode in (0, 1), proc.stderr
         data = json.loads(proc.stdout)
         assert isinstance(data, dict)
+        # Held for every simulated node: evidence, messages and fixes never print Python's None.
+        for finding in data["findings"]:
+            for line in (finding["message"], finding["fix"], *finding["evidence"]):
+                assert "None" not in line, finding
         data["_rc"] = proc.returncode
         return data
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from tests.doctor.conftest import Node, build_lib, codes, gcc
+from tests.doctor.conftest import Node, build_lib, codes, fatbin_blob, gcc
 
 NVIDIA = "/usr/local/nvidia/lib64"
 
@@ -130,12 +130,12 @@ def test_nvml_version_mismatch_error(node: Node) -> None:
     assert "mismatch" in f["message"] and "Remove driver packages" in f["fix"]
 
 
-def test_no_kernel_image_from_fatbin(node: Node) -> None:
+def test_no_kernel_image_fromfatbin_blob(node: Node) -> None:
     node.gpu_node("570.86.10", cuda=12080, gpu="NVIDIA GeForce RTX 5090", brand=5, cc=(12, 0))
     node.cudart(12)
     node.torch("2.6.0+cu124", "12.4")
     # A real ELF with a .nv_fatbin section carrying sm_80 and sm_90 SASS entries.
-    blob = _fatbin([(2, 80), (2, 90)])
+    blob = fatbin_blob([(2, 80), (2, 90)])
     src = (
         '__attribute__((section(".nv_fatbin"))) const unsigned char fb[] = {'
         + ",".join(map(str, blob))
@@ -145,18 +145,6 @@ def test_no_kernel_image_from_fatbin(node: Node) -> None:
     f = codes(node.diagnose())["NO_KERNEL_IMAGE"]
     assert f["severity"] == "error" and "sm_120" in f["message"]
     assert "compiled SASS: sm_80, sm_90" in f["evidence"][0]
-
-
-def _fatbin(entries: list[tuple[int, int]]) -> bytes:
-    import struct
-
-    body = b""
-    for kind, arch in entries:
-        header = (
-            struct.pack("<HHIQ", kind, 0x0101, 64, 16) + b"\0" * 12 + struct.pack("<I", arch) + b"\0" * 32
-        )
-        body += header + b"\0" * 16
-    return struct.pack("<IHHQ", 0xBA55ED50, 1, 16, len(body)) + body
 
 
 def test_library_shadowed_by_ld_library_path(node: Node) -> None:

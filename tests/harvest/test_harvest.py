@@ -17,7 +17,7 @@ from imagesmith.harvest.pypi import Index
 from imagesmith.matrix import knowledge
 from imagesmith.matrix.knowledge import DATA_DIR
 from imagesmith.matrix.versions import NvVersion
-from tests.doctor.conftest import gcc
+from tests.doctor.conftest import fatbin_blob, gcc
 
 CA = Path("/etc/ssl/certs/ca-certificates.crt")
 
@@ -94,24 +94,12 @@ def test_jax_plugin_ranges_are_reported_as_they_are(index: Index) -> None:
     assert by_key["cudnn"].value.startswith(("<", ">")) and by_key["cudnn.extra"].value == "with-cuda"
 
 
-def _fatbin(entries: list[tuple[int, int]]) -> bytes:
-    import struct
-
-    body = b""
-    for kind, arch in entries:
-        header = (
-            struct.pack("<HHIQ", kind, 0x0101, 64, 16) + b"\0" * 12 + struct.pack("<I", arch) + b"\0" * 32
-        )
-        body += header + b"\0" * 16
-    return struct.pack("<IHHQ", 0xBA55ED50, 1, 16, len(body)) + body
-
-
 def test_deep_reads_the_fatbins_of_every_library_in_a_wheel(tmp_path: Path) -> None:
     libs = []
     # liba: four kernels for sm_80, sm_90 and sm_100 each, and one arch-specific sm_89 extra (not "built for").
     liba = [(2, 80), (2, 90), (2, 100)] * 4 + [(2, 89)]
     for name, entries in (("liba.so", liba), ("libb.so.12", [(2, 120), (1, 120)])):
-        blob = _fatbin(entries)
+        blob = fatbin_blob(entries)
         source = (
             '__attribute__((section(".nv_fatbin"))) const unsigned char fb[] = {'
             + ",".join(map(str, blob))
