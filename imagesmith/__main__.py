@@ -43,6 +43,13 @@ def _dispatch(args: list[str]) -> int:
         planned = plan_quick(args[2:])
         if planned is not None:
             return planned
+    if args[:1] == ["pick"]:
+        # The picker's answer without click (~25 ms); help and anything unusual go through click.
+        from imagesmith.picker.quick import main as pick_quick
+
+        picked = pick_quick(args[1:])
+        if picked is not None:
+            return picked
     if args == ["--version"]:
         # Same text as click's version option, without importing click (~30 ms) for the most common probe.
         from imagesmith import __version__

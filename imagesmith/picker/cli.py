@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import click
 
-from imagesmith.errors import NegativeAnswer
-from imagesmith.picker.request import PickRequest, flags, from_options
+from imagesmith.picker.request import default as default_of
+from imagesmith.picker.request import flags
 
 _CATALOG = click.option(
     "--catalog",
@@ -26,7 +25,7 @@ def _constraint_options(command: Any) -> Any:
     """The constraint flags, generated from PickRequest's fields (the one list of them)."""
     for name, flag, meta in reversed(flags()):
         kind: dict[str, Any] = {"help": meta["help"]}
-        default = PickRequest.__dataclass_fields__[name].default
+        default = default_of(name)
         if isinstance(default, bool):
             kind["is_flag"] = True
         elif isinstance(default, int):
@@ -51,32 +50,13 @@ def _constraint_options(command: Any) -> Any:
 @_CATALOG
 def pick(as_json: bool, fmt: str | None, catalog_dir: Path | None, **options: Any) -> None:
     """Choose the cheapest instance that fits the workload (exit 1 when none does)."""
-    from imagesmith.picker.api import pick as run_pick
+    from imagesmith.picker.answer import answer
 
-    request = from_options(options)
-    if fmt == "sagemaker" and request.service is None:
-        request = replace(request, service="sagemaker")
-    if fmt == "karpenter" and request.cloud is None and request.service is None:
-        request = replace(request, cloud="aws")  # Karpenter provisions EC2: the format says where to look
-    result = run_pick(request, catalog=catalog_dir)
-    if as_json:
-        click.echo(json.dumps(result.to_json(), indent=1))
-    elif fmt is not None and result.choice is not None:
-        from imagesmith.picker.formats import render
-
-        click.echo(render(fmt, result))
-    elif fmt is None:
-        from imagesmith.picker.render import pick_text
-
-        click.echo(pick_text(result))
-    if result.choice is None:
-        closest = ", ".join(
-            f"{r.row.instance_type} ({'; '.join(str(f) for f in r.failed)})" for r in result.rejected[:3]
-        )
-        raise NegativeAnswer(
-            f"no instance in the catalog of {result.catalog_date} fits",
-            hint=f"closest: {closest}" if closest else "the scope (--cloud/--service/--region) holds no rows",
-        )
+    text, negative = answer({**options, "as_json": as_json, "fmt": fmt, "catalog_dir": catalog_dir})
+    if text is not None:
+        click.echo(text)
+    if negative is not None:
+        raise negative
 
 
 @click.group("instances")

@@ -7,7 +7,7 @@ returned a fraction of the rows.
 
 from __future__ import annotations
 
-from imagesmith.picker.model import CLOUDS, SERVICES, InstanceRow
+from imagesmith.picker.model import CLOUDS, CONFIDENCES, SERVICES, InstanceRow
 from imagesmith.picker.overlays import Overlays
 from imagesmith.picker.providers.common import Problems
 
@@ -47,6 +47,8 @@ def check_row(row: InstanceRow, ov: Overlays, problems: Problems) -> None:
         problems.add(where, "spot price without an on-demand price")
     if not row.source:
         problems.add(where, "row has no source")
+    if row.confidence not in CONFIDENCES:
+        problems.add(where, f"confidence {row.confidence!r} is not one of {', '.join(CONFIDENCES)}")
     _check_gpu(row, ov, where, problems)
 
 
@@ -86,7 +88,7 @@ def check(
     previous_count: int | None,
     allow_shrink: bool = False,
 ) -> None:
-    seen: set[tuple[str, str, str, str]] = set()
+    seen: set[tuple[str, str, str, str, str]] = set()
     for row in rows:
         if row.key in seen:
             problems.add("/".join(row.key), "duplicate row")

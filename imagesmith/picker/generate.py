@@ -18,11 +18,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from imagesmith.contract.record import replace
 from imagesmith.errors import DataError
 from imagesmith.picker import catalog as catalog_mod
 from imagesmith.picker import gates, overlays
-from imagesmith.picker.model import COLUMNS, InstanceRow, row_to_csv
-from imagesmith.picker.providers import aws, azure, gcp
+from imagesmith.picker.model import COLUMNS, CONFIDENCES, InstanceRow, row_to_csv
+from imagesmith.picker.providers import aws, azure, gcp, skypilot
 from imagesmith.picker.providers.common import Input, Problems, expect, read_json
 
 SOURCES_DIR = Path(__file__).parent / "sources"
@@ -36,6 +37,7 @@ FORMATS = {
     "gcp-machine-types",
     "azure-retail-pages",
     "azure-resource-skus",
+    "skypilot-vms-csv",
 }
 
 # model -> (compute capability, "matrix" | "overlay")
@@ -94,6 +96,7 @@ def read_manifest(sources: Path) -> list[Input]:
                     paths=tuple(sources / p for p in pages),
                     fetched_at=str(item.get("fetched_at", "")),
                     source=item["source"],
+                    confidence=_confidence(item.get("confidence", "medium"), where),
                     spec_from=sources / item["spec_from"] if item.get("spec_from") else None,
                 )
             )
@@ -102,15 +105,34 @@ def read_manifest(sources: Path) -> list[Input]:
     return inputs
 
 
-def read_provenance(sources: Path, name: str | None) -> dict[tuple[str, str, str, str], tuple[str, str]]:
+Provenance = dict[tuple[str, str, str, str], tuple[str, str, str]]
+
+
+def _confidence(value: object, where: str) -> str:
+    if value not in CONFIDENCES:
+        raise DataError(f"confidence {value!r} is not one of {', '.join(CONFIDENCES)}", where=where)
+    return str(value)
+
+
+def read_provenance(sources: Path, name: str | None) -> Provenance:
+    """Per-row source text, notes and (optionally) confidence, keyed by cloud, service, region, type."""
     if not name:
         return {}
     out = {}
-    with (sources / name).open(newline="") as fh:
-        for rec in csv.DictReader(fh):
+    path = sources / name
+    with path.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        for rec in reader:
+            confidence = rec.get("confidence") or ""
+            if confidence and confidence not in CONFIDENCES:
+                raise DataError(
+                    f"confidence {confidence!r} is not one of {', '.join(CONFIDENCES)}",
+                    where=f"{path}:{reader.line_num}",
+                )
             out[(rec["cloud"], rec["service"], rec["region"], rec["instance_type"])] = (
                 rec["source"],
                 rec["notes"],
+                confidence,
             )
     return out
 
@@ -118,6 +140,11 @@ def read_provenance(sources: Path, name: str | None) -> dict[tuple[str, str, str
 def _one(inputs: list[Input], fmt: str) -> Input | None:
     found = [i for i in inputs if i.format == fmt]
     return found[0] if found else None
+
+
+def _rated(rows: list[InstanceRow], priced_by: Input) -> list[InstanceRow]:
+    """A row is as trustworthy as the file that priced it (provenance.csv may lower single rows)."""
+    return [replace(r, confidence=priced_by.confidence) for r in rows]
 
 
 def build_rows(sources: Path, ov: overlays.Overlays, problems: Problems) -> list[InstanceRow]:
@@ -128,6 +155,13 @@ def build_rows(sources: Path, ov: overlays.Overlays, problems: Problems) -> list
     rows: list[InstanceRow] = []
     for (cloud, service, region), group in groups.items():
         where = f"{sources / MANIFEST}: {cloud}/{service}/{region}"
+        catalogs = [i for i in group if i.format == "skypilot-vms-csv"]
+        for inp in catalogs:
+            rows += skypilot.rows(inp, ov, problems)
+        if len(catalogs) == len(group):
+            continue
+        if catalogs:
+            raise DataError("a SkyPilot catalog input is its own group: give it region '*'", where=where)
         if cloud == "aws":
             offer = _one(group, "aws-offer-json") or _one(group, "aws-offer-csv")
             if offer is None:
@@ -137,24 +171,38 @@ def build_rows(sources: Path, ov: overlays.Overlays, problems: Problems) -> list
                 if specs is None:
                     raise DataError("no aws-instance-types input for the offer file", where=where)
                 offer = dataclasses.replace(offer, spec_from=specs.path)
-            rows += aws.rows(offer, _one(group, "aws-spot-history"), ov, problems)
+            rows += _rated(aws.rows(offer, _one(group, "aws-spot-history"), ov, problems), offer)
         elif cloud == "gcp":
             skus, types = _one(group, "gcp-skus"), _one(group, "gcp-machine-types")
             if skus is None or types is None:
                 raise DataError("GCP needs both gcp-skus and gcp-machine-types inputs", where=where)
-            rows += gcp.rows(skus, types, ov, problems)
+            rows += _rated(gcp.rows(skus, types, ov, problems), skus)
         elif cloud == "azure":
             pages, specs = _one(group, "azure-retail-pages"), _one(group, "azure-resource-skus")
             if pages is None or specs is None:
                 raise DataError("Azure needs azure-retail-pages and azure-resource-skus inputs", where=where)
-            rows += azure.rows(pages, specs, ov, problems)
+            rows += _rated(azure.rows(pages, specs, ov, problems), pages)
         else:
             raise DataError(f"unknown cloud {cloud!r}", where=where)
-    return rows
+    return _one_source_each(rows)
+
+
+def _one_source_each(rows: list[InstanceRow]) -> list[InstanceRow]:
+    """One source per instance type and region: where two inputs price the same type in the same region (a
+    region's price file and a multi-region catalog), the rows of the more confident one stay; at equal
+    confidence, the input listed first in the manifest. Mixing them would rank one machine by two dates."""
+    rank = {c: i for i, c in enumerate(CONFIDENCES)}
+    best: dict[tuple[str, str, str, str], tuple[int, str]] = {}
+    for row in rows:
+        k = (row.cloud, row.service, row.region, row.instance_type)
+        mine = (rank[row.confidence], row.source)
+        if k not in best or mine[0] < best[k][0]:
+            best[k] = mine
+    return [r for r in rows if best[(r.cloud, r.service, r.region, r.instance_type)][1] == r.source]
 
 
 def _join(
-    rows: list[InstanceRow], ov: overlays.Overlays, cc_lookup: CcLookup, prov: dict[Any, Any]
+    rows: list[InstanceRow], ov: overlays.Overlays, cc_lookup: CcLookup, prov: Provenance
 ) -> list[InstanceRow]:
     out = []
     for row in rows:
@@ -163,11 +211,14 @@ def _join(
             model = ov.gpu(row.gpu_model)
             if model is not None:
                 changes["compute_capability"], changes["cc_source"] = cc_lookup(model)
-        if row.key in prov:
-            text, notes = prov[row.key]
+        found = prov.get((row.cloud, row.service, row.region, row.instance_type))
+        if found is not None:
+            text, notes, confidence = found
             changes["source"] = text
             changes["notes"] = "; ".join(n for n in (notes, row.notes) if n)
-        out.append(dataclasses.replace(row, **changes) if changes else row)
+            if confidence:
+                changes["confidence"] = confidence
+        out.append(replace(row, **changes) if changes else row)
     return sorted(out, key=lambda r: r.key)
 
 
@@ -195,6 +246,10 @@ def _previous_count(out_dir: Path) -> int | None:
 def _atomic_write(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
+        # mkstemp makes the file private (0600); a catalog is read by every user of the installation.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
         Path(tmp).replace(path)
@@ -212,7 +267,7 @@ def generate(
     dry_run: bool = False,
     cc_lookup: CcLookup | None = None,
 ) -> Outcome:
-    out_dir = out_dir if out_dir is not None else catalog_mod.DATA_DIR
+    out_dir = out_dir if out_dir is not None else Path(catalog_mod.DATA_DIR)
     problems = Problems()
     ov = overlays.load(overlay_dir)
     manifest = read_json(sources / MANIFEST)

@@ -7,25 +7,35 @@ GiB, GPU memory is per GPU in the basis named by --gpu-memory-basis.
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-
+from imagesmith.contract.record import record
 from imagesmith.errors import UsageError
 from imagesmith.matrix.versions import Capability
 
-_NUM = r"(\d+(?:\.\d+)?|\.\d+)"
-_EXACT = re.compile(rf"{_NUM}")
-_PLUS = re.compile(rf"{_NUM}\+")
-_RANGE = re.compile(rf"{_NUM}?\.\.{_NUM}?")
-_RATIO = re.compile(rf"{_NUM}x")
 _TOLERANCE = 0.01
+_DIGITS = frozenset("0123456789")
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+def _number(text: str) -> float | None:
+    """An unsigned decimal (12, 1.5, .5) or None: no sign, exponent, unit or `nan` (``float()`` takes those).
+    By hand rather than ``re``: `imagesmith pick` is timed against interpreter start."""
+    whole, dot, frac = text.partition(".")
+    if not (whole or frac) or not set(whole) <= _DIGITS or not set(frac) <= _DIGITS or (dot and not frac):
+        return None
+    return float(text)
+
+
+@record
 class Range:
     low: float | None
     high: float | None
     text: str
+
+    @property
+    def exact(self) -> bool:
+        """`N`: both bounds set, within the tolerance of one number."""
+        return (
+            self.low is not None and self.high is not None and self.high - self.low <= 2 * _TOLERANCE + 1e-9
+        )
 
     def contains(self, value: float) -> bool:
         return (self.low is None or value >= self.low - 1e-9) and (
@@ -33,7 +43,7 @@ class Range:
         )
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@record
 class Ratio:
     """Memory as a multiple of the vCPU count (`4x` = at least 4 GiB per vCPU)."""
 
@@ -47,28 +57,28 @@ def _bad(flag: str, text: str, why: str) -> UsageError:
 
 def parse_range(text: str, *, flag: str) -> Range:
     value = text.strip().replace(" ", "")
-    if (m := _EXACT.fullmatch(value)) is not None:
-        n = float(m.group(1))
+    if (n := _number(value)) is not None:
         return Range(low=n - _TOLERANCE, high=n + _TOLERANCE, text=value)
-    if (m := _PLUS.fullmatch(value)) is not None:
-        return Range(low=float(m.group(1)), high=None, text=value)
-    if (m := _RANGE.fullmatch(value)) is not None:
-        low = float(m.group(1)) if m.group(1) is not None else None
-        high = float(m.group(2)) if m.group(2) is not None else None
+    if value.endswith("+") and (n := _number(value[:-1])) is not None:
+        return Range(low=n, high=None, text=value)
+    head, dots, tail = value.partition("..")
+    if dots and (not head or _number(head) is not None) and (not tail or _number(tail) is not None):
+        low = _number(head) if head else None
+        high = _number(tail) if tail else None
         if low is None and high is None:
             raise _bad(flag, text, "an empty range")
         if low is not None and high is not None and low > high:
             raise _bad(flag, text, f"the range is empty ({low:g} > {high:g})")
         return Range(low=low, high=high, text=value)
-    if re.search(r"[a-zA-Z]", value):
+    if any(c.isalpha() for c in value):
         raise _bad(flag, text, "numbers carry no unit here (memory is GiB, GPU memory is GB/GiB per GPU)")
     raise _bad(flag, text, "not a number or range")
 
 
 def parse_memory(text: str, *, flag: str = "--memory") -> Range | Ratio:
     value = text.strip().replace(" ", "")
-    if (m := _RATIO.fullmatch(value)) is not None:
-        return Ratio(per_vcpu=float(m.group(1)), text=value)
+    if value.endswith("x") and (n := _number(value[:-1])) is not None:
+        return Ratio(per_vcpu=n, text=value)
     return parse_range(value, flag=flag)
 
 

@@ -41,6 +41,13 @@ class Family:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Arch:
+    cloud: str
+    pattern: str
+    arch: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class GcpSkuName:
     kind: str
     key: str
@@ -62,6 +69,7 @@ class Overlays:
     families: tuple[Family, ...]
     gcp_skus: tuple[GcpSkuName, ...]
     gcp_attachable: tuple[GcpAttach, ...]
+    archs: tuple[Arch, ...] = ()
 
     def gpu(self, model: str) -> GpuModel | None:
         return next((g for g in self.gpus if g.model == model), None)
@@ -84,6 +92,16 @@ class Overlays:
         return any(
             f.burstable and f.cloud == cloud and fnmatch.fnmatchcase(instance_type, f.pattern)
             for f in self.families
+        )
+
+    def arch(self, cloud: str, instance_type: str) -> str | None:
+        return next(
+            (
+                a.arch
+                for a in self.archs
+                if a.cloud == cloud and fnmatch.fnmatchcase(instance_type, a.pattern)
+            ),
+            None,
         )
 
     def gcp_family_stem(self, family: str) -> str | None:
@@ -158,7 +176,13 @@ def load(directory: Path = OVERLAY_DIR) -> Overlays:
         )
         for n, r in read_table(directory / "gcp_attachable.csv")
     )
+    archs = []
+    for n, r in read_table(directory / "arch.csv"):
+        if r["arch"] not in ("x86_64", "arm64"):
+            raise DataError(f"arch {r['arch']!r} is x86_64 or arm64", where=where("arch.csv", n))
+        archs.append(Arch(cloud=r["cloud"], pattern=r["pattern"], arch=r["arch"]))
     return Overlays(
+        archs=tuple(archs),
         gpus=gpus,
         instance_gpus=tuple(instance_gpus),
         families=families,

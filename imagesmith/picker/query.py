@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
-from typing import Any
-
+from imagesmith.contract.record import as_dict, field, record
 from imagesmith.errors import UnknownName, UsageError
 from imagesmith.matrix.versions import Capability
+from imagesmith.picker.allocatable import DEFAULT_HEADROOM, Headroom, parse_headroom
 from imagesmith.picker.catalog import Catalog
 from imagesmith.picker.grammar import (
     Range,
@@ -33,20 +32,26 @@ ARCH_ALIASES = {
 # unconstrained default would hand out a machine the image cannot run on. `--arch any` lifts it.
 DEFAULT_ARCH = "x86_64"
 BASES = ("nominal", "reported")
+FITS = ("pods", "machine")
 # SageMaker rows run only inside SageMaker; a plain "cheapest machine" question is about VMs.
 DEFAULT_SERVICES = ("ec2", "compute-engine", "azure-vm")
 CLOUD_SERVICES = {"aws": ("ec2", "sagemaker"), "gcp": ("compute-engine",), "azure": ("azure-vm",)}
 
 
-@dataclass(frozen=True, kw_only=True)
+TYPE_CHECKING = False  # typing and dataclasses cost ~25 ms to import; `imagesmith pick` is timed
+if TYPE_CHECKING:
+    from typing import Any
+
+
+@record
 class ImageFilter:
     """The image's framework build and, per compute capability, whether it can run there (and why not)."""
 
     spec: str
-    verdicts: dict[Capability, tuple[bool, str]] = field(hash=False, compare=False)
+    verdicts: dict[Capability, tuple[bool, str]]
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class Query:
     cpus: Range | None = None
     memory: Range | Ratio | None = None
@@ -60,17 +65,22 @@ class Query:
     clouds: tuple[str, ...] = ()
     services: tuple[str, ...] = DEFAULT_SERVICES
     regions: tuple[str, ...] = ()
+    zones: tuple[str, ...] = ()
+    instance_types: tuple[str, ...] = ()
     spot: bool = False
     max_price: float | None = None
     allow_fractional: bool = False
     no_burstable: bool = False
     image: ImageFilter | None = None
     top: int = 5
+    # pods: --cpus/--memory are a pod's requests, held to what the node offers pods; machine: to the nameplate.
+    fit: str = "pods"
+    headroom: Headroom = field(default_factory=lambda: parse_headroom(DEFAULT_HEADROOM))
     request: PickRequest | None = None  # what was asked, as typed
 
     def describe(self) -> dict[str, Any]:
         """What was asked (every PickRequest field given) with the parsed forms where parsing says more."""
-        asked = {f.name: getattr(self.request, f.name) for f in fields(self.request)} if self.request else {}
+        asked = as_dict(self.request) if self.request else {}
         out: dict[str, Any] = {
             **asked,
             "cpus": self.cpus.text if self.cpus else None,
@@ -84,12 +94,16 @@ class Query:
             "cloud": list(self.clouds) or None,
             "service": list(self.services),
             "region": list(self.regions) or None,
+            "zone": list(self.zones) or None,
+            "instance_type": list(self.instance_types) or None,
             "market": "spot" if self.spot else "on-demand",
             "max_price": self.max_price,
             "allow_fractional": self.allow_fractional,
             "no_burstable": self.no_burstable,
             "image": self.image.spec if self.image else None,
             "top": self.top,
+            "fit": self.fit,
+            "headroom": self.headroom.text if self.fit == "pods" else None,
         }
         return {k: v for k, v in out.items() if v is not None}
 
@@ -119,6 +133,7 @@ def build(catalog: Catalog, request: PickRequest, *, image: ImageFilter | None =
     cpus, memory, gpus, gpu = request.cpus, request.memory, request.gpus, request.gpu
     gpu_memory, gpu_memory_basis, min_cc = request.gpu_memory, request.gpu_memory_basis, request.min_cc
     arch, cloud, service, region = request.arch, request.cloud, request.service, request.region
+    zone = request.zone
     spot, max_price, allow_fractional = request.spot, request.max_price, request.allow_fractional
     no_burstable, top = request.no_burstable, request.top
     clouds = _known("cloud", _split(cloud), list(CLOUDS), "--cloud")
@@ -133,9 +148,11 @@ def build(catalog: Catalog, request: PickRequest, *, image: ImageFilter | None =
         raise UsageError(
             f"service {','.join(services)} is not offered by cloud {','.join(clouds)}", where="--service"
         )
-    regions = _known("region", _split(region), _names(catalog, "region"), "--region")
-    models = _names(catalog, "gpu_model")
+    regions = _in_catalog(catalog, "region", _split(region), "--region")
+    zones = _in_catalog(catalog, "zone", _split(zone), "--zone")
+    types = _in_catalog(catalog, "instance_type", _split(request.instance_type), "--instance-type")
     names = _split(gpu)
+    models = _names(catalog, "gpu_model") if names else []
     for n in names:
         if not any(_gpu_matches(m, n) for m in models):
             import difflib
@@ -158,11 +175,18 @@ def build(catalog: Catalog, request: PickRequest, *, image: ImageFilter | None =
     gpu_flags = bool(names or gpu_memory or min_cc or image or allow_fractional)
     if gpus_range is not None and gpus_range.high is not None and gpus_range.high < 0.5 and gpu_flags:
         raise UsageError("asks for no GPU but other flags ask for one", where=f"--gpus {gpus}")
-    return Query(
-        cpus=require_positive(parse_range(cpus, flag="--cpus"), flag="--cpus", what="vCPUs")
+    if request.fit not in FITS:
+        raise UsageError("fit is pods or machine", where=f"--fit {request.fit!r}")
+    pods = request.fit == "pods"
+    cpus_range = (
+        require_positive(parse_range(cpus, flag="--cpus"), flag="--cpus", what="vCPUs")
         if cpus is not None
-        else None,
-        memory=_positive_memory(parse_memory(memory)) if memory is not None else None,
+        else None
+    )
+    memory_value = _positive_memory(parse_memory(memory)) if memory is not None else None
+    return Query(
+        cpus=_floor(cpus_range) if pods else cpus_range,
+        memory=_floor(memory_value) if pods and isinstance(memory_value, Range) else memory_value,
         gpus=gpus_range,
         wants_gpu=gpu_flags or (gpus_range is not None and (gpus_range.low or 0) > 0),
         gpu_names=names,
@@ -173,14 +197,26 @@ def build(catalog: Catalog, request: PickRequest, *, image: ImageFilter | None =
         clouds=clouds,
         services=services,
         regions=regions,
+        zones=zones,
+        instance_types=types,
         spot=spot,
         max_price=parse_price(max_price) if max_price is not None else None,
         allow_fractional=allow_fractional,
         no_burstable=no_burstable,
         image=image,
         top=top,
+        fit=request.fit,
+        headroom=parse_headroom(request.headroom),
         request=request,
     )
+
+
+def _floor(value: Range | None) -> Range | None:
+    """A pod's request N is a floor: the node must offer at least N (no node offers exactly N to pods)."""
+    if value is None or not value.exact:
+        return value
+    assert value.low is not None and value.high is not None
+    return Range(low=(value.low + value.high) / 2, high=None, text=value.text)
 
 
 def _positive_memory(value: Range | Ratio) -> Range | Ratio:
@@ -189,6 +225,13 @@ def _positive_memory(value: Range | Ratio) -> Range | Ratio:
             raise UsageError("memory per vCPU must be above 0", where=f"--memory {value.text!r}")
         return value
     return require_positive(value, flag="--memory", what="memory")
+
+
+def _in_catalog(catalog: Catalog, column: str, values: tuple[str, ...], flag: str) -> tuple[str, ...]:
+    """The values as the catalog spells them (the catalog's names are only listed when values are given)."""
+    if not values:
+        return ()
+    return _known(column.replace("_", " "), values, _names(catalog, column), flag)
 
 
 def _names(catalog: Catalog, column: str) -> list[str]:

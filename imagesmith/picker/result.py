@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
+from imagesmith.contract.record import field, record
+from imagesmith.picker.allocatable import Offer
 from imagesmith.picker.model import InstanceRow
 from imagesmith.picker.select import Rejection
 
 SCHEMA = 1
 
 
-@dataclass(frozen=True, kw_only=True)
+TYPE_CHECKING = False  # typing costs ~10 ms to import; `imagesmith pick` is timed
+if TYPE_CHECKING:
+    from typing import Any
+
+
+@record
 class PickResult:
     choice: InstanceRow | None
     alternatives: tuple[InstanceRow, ...]
@@ -19,10 +23,13 @@ class PickResult:
     rejected_total: int
     catalog_date: str
     spot: bool
-    query: dict[str, Any] = field(hash=False, compare=False)
+    query: dict[str, Any]
     # Where the answer looked: the catalog (date, sources) and the clouds, services, regions and instance
     # families of the rows in scope. An answer is only as good as what it searched.
-    searched: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    searched: dict[str, Any] = field(default_factory=dict)
+    # What the chosen node offers pods (capacity, the provider's reservations, the headroom); None when fitting
+    # the nameplate (--fit machine) or where no kubelet runs (SageMaker).
+    offer: Offer | None = None
 
     @property
     def found(self) -> bool:
@@ -38,6 +45,7 @@ class PickResult:
             "market": "spot" if self.spot else "on-demand",
             "query": self.query,
             "choice": self.choice.to_json() if self.choice else None,
+            "offer": self.offer.to_json() if self.offer else None,
             "alternatives": [r.to_json() for r in self.alternatives],
             "rejected": [r.to_json() for r in self.rejected],
             "rejected_total": self.rejected_total,

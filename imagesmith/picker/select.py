@@ -6,17 +6,22 @@ instance type by name. So g5g.16xlarge beats the same-priced g5g.metal, and AWS 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from bisect import bisect_left
 
+from imagesmith.contract.record import record
 from imagesmith.matrix.versions import Capability
+from imagesmith.picker.allocatable import offer
 from imagesmith.picker.catalog import Catalog
 from imagesmith.picker.grammar import Range, Ratio
 from imagesmith.picker.model import InstanceRow
 from imagesmith.picker.query import Query, _gpu_matches
 
+TYPE_CHECKING = False  # typing costs ~10 ms to import; `imagesmith pick` is timed
+if TYPE_CHECKING:
+    from typing import Any
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+
+@record
 class Failure:
     constraint: str  # the flag's name without dashes: cpus, memory, gpus, gpu, gpu_memory, min_cc, ...
     wanted: str
@@ -32,7 +37,7 @@ class Failure:
         return f"{self.constraint} {self.wanted}: {self.got}"
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@record
 class Rejection:
     row: InstanceRow
     failed: tuple[Failure, ...]
@@ -41,7 +46,7 @@ class Rejection:
         return {"row": self.row.to_json(), "failed": [f.to_json() for f in self.failed]}
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class Selection:
     choice: InstanceRow | None
     alternatives: tuple[InstanceRow, ...]
@@ -144,24 +149,13 @@ def failures(row: InstanceRow, q: Query) -> list[Failure]:
                 )
     if q.arch is not None and row.arch != q.arch:
         out.append(Failure(constraint="arch", wanted=q.arch, got=row.arch))
-    if q.cpus is not None and not q.cpus.contains(row.vcpus):
-        out.append(
-            Failure(
-                constraint="cpus",
-                wanted=q.cpus.text,
-                got=f"{_fmt(row.vcpus)} vCPUs",
-                distance=_distance(q.cpus, row.vcpus),
-            )
-        )
-    if isinstance(q.memory, Range) and not q.memory.contains(row.memory_gib):
-        out.append(
-            Failure(
-                constraint="memory",
-                wanted=q.memory.text,
-                got=f"{_fmt(row.memory_gib)} GiB",
-                distance=_distance(q.memory, row.memory_gib),
-            )
-        )
+    node = (
+        offer(row, q.headroom) if q.fit == "pods" and (q.cpus is not None or q.memory is not None) else None
+    )
+    if q.cpus is not None:
+        out += _size("cpus", q.cpus, row.vcpus, node.cpus if node else None, "vCPUs")
+    if isinstance(q.memory, Range):
+        out += _size("memory", q.memory, row.memory_gib, node.memory_gib if node else None, "GiB")
     elif isinstance(q.memory, Ratio) and row.memory_gib < q.memory.per_vcpu * row.vcpus - 1e-9:
         out.append(
             Failure(
@@ -175,6 +169,23 @@ def failures(row: InstanceRow, q: Query) -> list[Failure]:
             Failure(constraint="no_burstable", wanted="full-time vCPUs", got="burstable (CPU credits)")
         )
     return out
+
+
+def _size(
+    constraint: str, wanted: Range, capacity: float, for_pods: float | None, unit: str
+) -> list[Failure]:
+    """A size request: its floor held to what the node offers pods (when fitting pods), its ceiling to the
+    nameplate; the miss is reported with both figures."""
+    low_ok = wanted.low is None or (for_pods if for_pods is not None else capacity) >= wanted.low - 1e-9
+    high_ok = wanted.high is None or capacity <= wanted.high + 1e-9
+    if low_ok and high_ok:
+        return []
+    got = f"{_fmt(capacity)} {unit}"
+    if for_pods is not None:
+        got += f", {for_pods:.2f} for pods"
+    # The distance is measured on the figure the failing bound was held to.
+    measured = for_pods if for_pods is not None and not low_ok else capacity
+    return [Failure(constraint=constraint, wanted=wanted.text, got=got, distance=_distance(wanted, measured))]
 
 
 def _distance(wanted: Range, got: float) -> float:
@@ -192,16 +203,19 @@ def in_scope(row: InstanceRow, q: Query) -> bool:
         row.service in q.services
         and (not q.clouds or row.cloud in q.clouds)
         and (not q.regions or row.region in q.regions)
+        and (not q.zones or row.zone in q.zones)
+        and (not q.instance_types or row.instance_type in q.instance_types)
     )
 
 
-def sort_key(row: InstanceRow, spot: bool) -> tuple[float, str, str, str, str]:
+def sort_key(row: InstanceRow, spot: bool) -> tuple[float, str, str, str, str, str]:
     price = row.price_spot if spot else row.price_on_demand
     return (
         price if price is not None else float("inf"),
         row.cloud,
         row.service,
         row.region,
+        row.zone,
         row.instance_type,
     )
 
@@ -215,11 +229,35 @@ def ordered(catalog: Catalog, spot: bool) -> tuple[InstanceRow, ...]:
     return order
 
 
-def _other_kind(row: InstanceRow, q: Query) -> bool:
-    """A CPU row for a GPU question (or the reverse): it certainly fails, and is a near miss only in name."""
-    if q.wants_gpu:
-        return row.gpu_count <= 0
-    return q.gpus is None and row.gpu_count > 0
+class _Scope:
+    """The rows a scope (market, services, clouds, regions, zones, types) holds, in order, split into GPU and
+    CPU machines, with their sort keys for bisecting: built once per scope, so a query walks only the rows of
+    its own kind (on a catalog the size of SkyPilot's AWS one, the per-row scope test was most of the time)."""
+
+    __slots__ = ("all", "cpu", "cpu_keys", "gpu", "gpu_keys")
+
+    def __init__(self, rows: list[InstanceRow], spot: bool) -> None:
+        self.all = tuple(rows)
+        self.gpu = tuple(r for r in rows if r.gpu_count > 0)
+        self.cpu = tuple(r for r in rows if r.gpu_count <= 0)
+        self.gpu_keys = [sort_key(r, spot) for r in self.gpu]
+        self.cpu_keys = [sort_key(r, spot) for r in self.cpu]
+
+
+_SCOPES_KEPT = 64
+
+
+def scoped(catalog: Catalog, q: Query) -> _Scope:
+    key = ("scope", q.spot, q.services, q.clouds, q.regions, q.zones, q.instance_types)
+    found = catalog.cache.get(key)
+    if found is None:
+        scopes = [k for k in catalog.cache if isinstance(k, tuple) and k[:1] == ("scope",)]
+        if len(scopes) >= _SCOPES_KEPT:  # a long-lived process asking about many scopes: start over
+            for k in scopes:
+                del catalog.cache[k]
+        found = catalog.cache[key] = _Scope([r for r in ordered(catalog, q.spot) if in_scope(r, q)], q.spot)
+    scope: _Scope = found
+    return scope
 
 
 def _other_gpu(row: InstanceRow, q: Query) -> bool:
@@ -233,46 +271,85 @@ def _miss(rejection: Rejection) -> tuple[int, float]:
     return len(rejection.failed), sum(f.distance for f in rejection.failed)
 
 
+def _machine(row: InstanceRow) -> tuple[str, str, str]:
+    return (row.cloud, row.service, row.instance_type)
+
+
+def _distinct(rejections: list[Rejection], want: int) -> list[Rejection]:
+    """The first ``want`` rejections of distinct machines (one zone of a type says what all of them would)."""
+    out: list[Rejection] = []
+    seen: set[tuple[str, str, str]] = set()
+    for r in rejections:
+        if len(out) >= want:
+            break
+        if _machine(r.row) not in seen:
+            seen.add(_machine(r.row))
+            out.append(r)
+    return out
+
+
 def select(catalog: Catalog, q: Query) -> Selection:
     choice: InstanceRow | None = None
     alternatives: list[InstanceRow] = []
     rejected: list[Rejection] = []
-    # Rows of the other kind are only counted on the way; their failures are worked out at the end, and only if
-    # too few real near misses exist to fill the list (on a 10x catalog this is most of the query's time).
-    other: list[InstanceRow] = []
-    for row in ordered(catalog, q.spot):
-        if not in_scope(row, q):
-            continue
-        if _other_kind(row, q):
+    rejected_rows = 0
+    scope = scoped(catalog, q)
+    # A GPU question walks the GPU machines, a CPU question the CPU ones; rows of the other kind certainly fail
+    # and are near misses only in name: they are looked at only if too few real near misses fill the list.
+    if q.wants_gpu:
+        rows, other, other_keys = scope.gpu, scope.cpu, scope.cpu_keys
+    elif q.gpus is None:
+        rows, other, other_keys = scope.cpu, scope.gpu, scope.gpu_keys
+    else:
+        rows, other, other_keys = scope.all, (), []
+    shown: set[tuple[str, str, str]] = set()
+    failed_machines: set[tuple[str, str, str]] = set()
+    for row in rows:
+        machine = (row.cloud, row.service, row.instance_type)
+        if machine in failed_machines:
+            # The same machine in a pricier region or zone fails the same way (every constraint but the price
+            # is the machine's, and the price only grows along the order): counted, not worked out again.
             if choice is None:
-                other.append(row)
+                rejected_rows += 1
             continue
         failed = failures(row, q)
         if failed:
+            failed_machines.add(machine)
             if choice is None:
+                rejected_rows += 1
                 rejected.append(Rejection(row=row, failed=tuple(failed)))
             continue
         if choice is None:
             choice = row
-        elif len(alternatives) < q.top:
-            alternatives.append(row)
-        else:
+            shown.add(machine)
+        elif len(alternatives) >= q.top:
             break
+        elif machine not in shown:
+            # Alternatives are other machines: the same type in its other zones and regions is not news.
+            shown.add(machine)
+            alternatives.append(row)
     want = max(q.top, 1)
+    # The other kind's rows that were cheaper than the choice (all of them without one).
+    cheaper = bisect_left(other_keys, sort_key(choice, q.spot)) if choice is not None else len(other)
 
     # With a choice, the cheaper rows it beat are listed cheapest first (why they lost); without one, the
     # options that fail by the least come first (what to change).
-    def order(r: Rejection) -> tuple[bool, int, float, tuple[float, str, str, str, str]]:
+    def order(r: Rejection) -> tuple[bool, int, float, tuple[float, str, str, str, str, str]]:
         broken, miss = _miss(r)
         return (_other_gpu(r.row, q), broken, miss if choice is None else 0.0, sort_key(r.row, q.spot))
 
-    closest = sorted(rejected, key=order)[:want]
-    if len(closest) < want and other:
-        extra = [Rejection(row=r, failed=tuple(failures(r, q))) for r in other]
-        closest += sorted(extra, key=lambda r: (*_miss(r), sort_key(r.row, q.spot)))[: want - len(closest)]
+    closest = _distinct(sorted(rejected, key=order), want)
+    if len(closest) < want and cheaper:
+        firsts: dict[tuple[str, str, str], InstanceRow] = {}
+        for r in other[:cheaper]:
+            firsts.setdefault((r.cloud, r.service, r.instance_type), r)
+        extra = [Rejection(row=r, failed=tuple(failures(r, q))) for r in firsts.values()]
+        closest += _distinct(
+            sorted(extra, key=lambda r: (*_miss(r), sort_key(r.row, q.spot))), want - len(closest)
+        )
     return Selection(
         choice=choice,
         alternatives=tuple(alternatives),
         rejected=tuple(closest),
-        rejected_total=len(rejected) + len(other),
+        rejected_total=rejected_rows + cheaper,
     )

@@ -182,6 +182,20 @@ def default_python(ctx: Context, framework: object = None) -> str:
     return versions[0] if versions else "3.12"
 
 
+def _placement(
+    instance: object,
+    cpus: object,
+    memory_gb: object,
+    gpus: object = 0,
+    gpu_memory_gb: object = 0,
+    cloud: object = "aws",
+) -> resources.Placement:
+    res = resources.resources_from_answers(
+        cpus=cpus, memory_gb=memory_gb, gpus=gpus, gpu_memory_gb=gpu_memory_gb, cloud=cloud
+    )
+    return _place_cached(res, str(instance or resources.AUTO).strip() or resources.AUTO)
+
+
 @_one_line
 def instance_type(
     cpus: object,
@@ -192,20 +206,55 @@ def instance_type(
     cloud: object = "aws",
 ) -> str:
     """Cheapest instance type that fits the resource answers ("" when none fits)."""
-    res = resources.resources_from_answers(
-        cpus=cpus,
-        memory_gb=memory_gb,
-        gpus=gpus,
-        gpu_memory_gb=gpu_memory_gb,
-        gpu_model=gpu_model,
-        cloud=cloud,
-    )
-    return _pick_cached(res)
+    del gpu_model  # kept for templates written against the older signature
+    return _placement(resources.AUTO, cpus, memory_gb, gpus, gpu_memory_gb, cloud).instance_type
+
+
+@_one_line
+def node_instance(
+    instance: object,
+    cpus: object,
+    memory_gb: object,
+    gpus: object = 0,
+    gpu_memory_gb: object = 0,
+    cloud: object = "aws",
+) -> str:
+    """The node selector's instance type: picked again when ``instance`` is ``auto``, else the pin."""
+    return _placement(instance, cpus, memory_gb, gpus, gpu_memory_gb, cloud).instance_type
+
+
+@_one_line
+def pin_warning(
+    instance: object,
+    cpus: object,
+    memory_gb: object,
+    gpus: object = 0,
+    gpu_memory_gb: object = 0,
+    cloud: object = "aws",
+) -> str:
+    """For copier's after-copy/after-update message: a warning when a pinned type no longer fits ("" else).
+    The message is rendered once with the final answers; `copier update` renders the files themselves (old and
+    new version) quietly, so a warning printed while rendering them would never be seen."""
+    placement = _placement(instance, cpus, memory_gb, gpus, gpu_memory_gb, cloud)
+    return f"Warning: {placement.note}" if placement.pinned and not placement.fits else ""
+
+
+@_one_line
+def instance_note(
+    instance: object,
+    cpus: object,
+    memory_gb: object,
+    gpus: object = 0,
+    gpu_memory_gb: object = 0,
+    cloud: object = "aws",
+) -> str:
+    """One sentence for the manifests' header: what was picked (or pinned) for what, and what it offers pods."""
+    return _placement(instance, cpus, memory_gb, gpus, gpu_memory_gb, cloud).note
 
 
 @cache
-def _pick_cached(res: resources.Resources) -> str:
-    return resources.instance_type(res)
+def _place_cached(res: resources.Resources, instance: str) -> resources.Placement:
+    return resources.place(res, instance)
 
 
 def resource_error(value: object, name: str, minimum: int = 0) -> str:
@@ -244,6 +293,9 @@ class ImagesmithExtension(Extension):
             imagesmith_python_choices=python_choices,
             imagesmith_default_python=default_python,
             imagesmith_instance_type=instance_type,
+            imagesmith_node_instance=node_instance,
+            imagesmith_instance_note=instance_note,
+            imagesmith_pin_warning=pin_warning,
             imagesmith_resource_error=resource_error,
             imagesmith_constraints=constraints,
             imagesmith_pinned=pinned,

@@ -6,6 +6,7 @@ Pure except for the picker call, which is imported lazily so loading the extensi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from imagesmith.errors import UsageError
 
@@ -74,12 +75,40 @@ def picker_arguments(res: Resources) -> dict[str, str | None]:
     return args
 
 
-def instance_type(res: Resources) -> str:
-    """The cheapest fitting instance type, or "" when nothing in the catalog fits (no node selector)."""
-    from imagesmith.picker import pick  # lazy: the picker loads its catalog
+AUTO = "auto"
 
+
+@dataclass(frozen=True, kw_only=True)
+class Placement:
+    """The node type the manifests select and the sentence their header says about it."""
+
+    instance_type: str  # "" = no node selector
+    pinned: bool
+    fits: bool
+    note: str
+
+
+def _asked(res: Resources) -> str:
+    gpu = f", {res.gpus} GPU(s) with {res.gpu_memory_gb}+ GiB" if res.gpus else ""
+    return f"{res.cpus} CPUs, {res.memory_gb} GiB{gpu} on {res.cloud}"
+
+
+def _offers(result: Any) -> str:
+    o = result.offer
+    if o is None:
+        return ""
+    return f": it offers pods {o.cpus:.2f} vCPU, {o.memory_gib:.2f} GiB (allocatable less DaemonSet headroom)"
+
+
+def place(res: Resources, pin: object = AUTO) -> Placement:
+    """``auto``: the cheapest type whose offer to pods covers the requests, picked again at every render (so a
+    ``copier update`` with new resources re-picks). A pinned type is kept, and checked: when it no longer fits,
+    the header says so and a warning names the miss (the user's pin is theirs to change, never silently)."""
+    from imagesmith.picker import PickRequest, pick  # lazy: the picker loads its catalog
+
+    wanted = str(pin or AUTO).strip() or AUTO
     args = picker_arguments(res)
-    result = pick(
+    request = PickRequest(
         cpus=args["cpus"],
         memory=args["memory"],
         gpus=args["gpus"],
@@ -88,6 +117,44 @@ def instance_type(res: Resources) -> str:
         cloud=args["cloud"],
         # Jobs and services run flat out; burstable credits would throttle them mid-run.
         no_burstable=True,
+        instance_type=None if wanted == AUTO else wanted,
+        top=1,
     )
+    result = pick(request)
     choice = result.choice
-    return "" if choice is None else str(choice.instance_type)
+    if wanted == AUTO:
+        if choice is None:
+            return Placement(
+                instance_type="",
+                pinned=False,
+                fits=False,
+                note=f"No instance type in the catalog fits {_asked(res)}: no node selector.",
+            )
+        return Placement(
+            instance_type=choice.instance_type,
+            pinned=False,
+            fits=True,
+            note=f"Instance type {choice.instance_type} picked by `imagesmith pick` for {_asked(res)}{_offers(result)}.",
+        )
+    if choice is not None:
+        return Placement(
+            instance_type=wanted,
+            pinned=True,
+            fits=True,
+            note=f"Instance type {wanted} pinned by the instance_type answer; it fits {_asked(res)}{_offers(result)}.",
+        )
+    why = "; ".join(str(f) for f in result.rejected[0].failed) if result.rejected else "no row"
+    return Placement(
+        instance_type=wanted,
+        pinned=True,
+        fits=False,
+        note=(
+            f"Instance type {wanted} pinned by the instance_type answer does NOT fit {_asked(res)} ({why}); "
+            "answer instance_type=auto to re-pick."
+        ),
+    )
+
+
+def instance_type(res: Resources) -> str:
+    """The cheapest fitting instance type, or "" when nothing in the catalog fits (no node selector)."""
+    return place(res).instance_type

@@ -75,11 +75,24 @@ def test_burstable_chosen_unless_excluded(shipped: catalog.Catalog) -> None:
 
 
 def test_cpu_question_returns_no_gpu_rows(shipped: catalog.Catalog) -> None:
-    r = pick(cpus="8", memory="32", catalog=shipped)
+    # --fit machine: the nameplate, as SkyPilot reads `8`.
+    r = pick(cpus="8", memory="32", fit="machine", catalog=shipped)
     assert (
         r.choice is not None and r.choice.gpu_count == 0 and r.choice.vcpus == 8 and r.choice.memory_gib == 32
     )
-    assert all(x.gpu_count == 0 for x in r.alternatives)
+    assert r.offer is None and all(x.gpu_count == 0 for x in r.alternatives)
+
+
+def test_a_pods_request_is_held_to_what_the_node_offers_pods(shipped: catalog.Catalog) -> None:
+    # The default: 8 CPUs and 32 GiB requested by a pod do not fit an 8-vCPU/32-GiB node (the kubelet keeps
+    # some back), so the pick is a bigger node whose offer covers the request.
+    r = pick(cpus="8", memory="32", catalog=shipped)
+    assert r.choice is not None and r.offer is not None and r.choice.gpu_count == 0
+    assert r.choice.vcpus > 8 and r.offer.cpus >= 8 and r.offer.memory_gib >= 32
+    assert r.offer.allocatable_cpus < r.choice.vcpus and r.offer.cpus < r.offer.allocatable_cpus
+    machine = pick(cpus="8", memory="32", fit="machine", catalog=shipped)
+    assert machine.choice is not None and machine.choice.price_on_demand is not None
+    assert r.choice.price_on_demand is not None and r.choice.price_on_demand > machine.choice.price_on_demand
 
 
 def test_memory_ratio(shipped: catalog.Catalog) -> None:
@@ -153,7 +166,7 @@ def test_usage_errors_name_the_flag(shipped: catalog.Catalog, kwargs: dict[str, 
 
 @pytest.mark.parametrize(
     ("kwargs", "suggest"),
-    [({"gpu": "H10"}, "H100"), ({"cloud": "aZ"}, "azure"), ({"region": "us-east1"}, "us-east-1")],
+    [({"gpu": "H10"}, "H100"), ({"cloud": "aZ"}, "azure"), ({"region": "us-eastt-1"}, "us-east-1")],
 )
 def test_unknown_names_suggest(shipped: catalog.Catalog, kwargs: dict[str, str], suggest: str) -> None:
     with pytest.raises(UnknownName) as info:
@@ -175,7 +188,6 @@ def test_result_is_frozen(shipped: catalog.Catalog) -> None:
 
 
 def test_one_request_object_drives_the_cli_the_api_and_the_description(shipped: catalog.Catalog) -> None:
-    from dataclasses import fields
 
     from imagesmith.picker import PickRequest
     from imagesmith.picker.request import flags
@@ -192,6 +204,6 @@ def test_one_request_object_drives_the_cli_the_api_and_the_description(shipped: 
 
     options = {o for p in pick_command.params if isinstance(p, click.Option) for o in p.opts}
     assert {flag for _, flag, _ in flags()} == options - {"--json", "--format", "--catalog"}
-    assert [f.name for f in fields(PickRequest)] == [name for name, _, _ in flags()]
+    assert list(PickRequest.__record_fields__) == [name for name, _, _ in flags()]  # type: ignore[attr-defined]
     with pytest.raises(TypeError):
         pick(request, cpus="4", catalog=shipped)

@@ -119,7 +119,8 @@ def test_answers_file_records_tag_source_and_answers(
     if kind == "library":
         assert "instance_type" not in recorded  # `when: false` answers are not stored
     else:
-        assert recorded["instance_type"]
+        # "auto" is recorded, never the pick itself: the pick is computed at every render (copier update).
+        assert recorded["instance_type"] == "auto" and "node_instance_type" not in recorded
 
 
 def plan_choices(template: Path) -> tuple[CuratedChoice, ...]:
@@ -239,7 +240,7 @@ def test_gpu_workloads_request_gpus_tolerate_taints_and_pin_the_picked_instance(
             cloud=recorded["cloud"],
         )
     )
-    assert expected and recorded["instance_type"] == expected
+    assert expected and recorded["instance_type"] == "auto"
     for doc in manifests(projects[kind], kind):
         if doc["kind"] in ("Service", "HorizontalPodAutoscaler"):
             continue
@@ -315,3 +316,34 @@ def test_generated_project_passes_its_own_ruff_mypy_and_tests(projects: dict[str
         done = run_tool(args, project)
         assert done.returncode == 0, f"{' '.join(args[:2])}:\n{done.stdout}{done.stderr}"
     assert REPO not in project.parents
+
+
+@pytest.mark.parametrize("kind", ["batch", "service", "batch-cpu", "service-cpu"])
+def test_requests_fit_what_the_picked_node_offers_pods(projects: dict[str, Path], kind: str) -> None:
+    """The joint between the template and the picker: the pod's requests must fit what the selected node offers
+    pods (capacity less the provider's kubelet reservations and the DaemonSet headroom), not its nameplate;
+    a 4-vCPU/16-GiB node for a 4-CPU/16-GiB request stays Pending. The header says what was picked for what."""
+    from imagesmith.picker import catalog
+    from imagesmith.picker.allocatable import DEFAULT_HEADROOM, offer, parse_headroom
+
+    recorded = answers(projects[kind])
+    headroom = parse_headroom(DEFAULT_HEADROOM)
+    first = K8S_FILES[kind.removesuffix("-cpu")][0]
+    for doc in manifests(projects[kind], kind):
+        if doc["kind"] in ("Service", "HorizontalPodAutoscaler"):
+            continue
+        spec = pod_spec(doc)
+        itype = spec["nodeSelector"]["node.kubernetes.io/instance-type"]
+        requests = spec["containers"][0]["resources"]["requests"]
+        rows = [r for r in catalog.load().rows if r.instance_type == itype and r.cloud == recorded["cloud"]]
+        assert rows, itype
+        for row in rows:  # the same machine in every region and zone the catalog has it
+            node = offer(row, headroom)
+            assert node is not None
+            assert node.cpus >= float(requests["cpu"]) and row.vcpus > float(requests["cpu"])
+            assert node.memory_gib >= float(requests["memory"].removesuffix("Gi"))
+    header = (projects[kind] / first).read_text(encoding="utf-8").splitlines()[1]
+    assert header.startswith(
+        f"# Instance type {itype} picked by `imagesmith pick` for {recorded['cpus']} CPUs"
+    )
+    assert "it offers pods" in header

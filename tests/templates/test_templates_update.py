@@ -143,7 +143,7 @@ def test_switching_project_type_keeps_user_code(template_repo: Path, tmp_path: P
     assert git(project, "ls-files", "-u") == ""
     recorded = answers(project)
     assert recorded["project_type"] == "service"
-    assert recorded["instance_type"]  # the resource questions were asked with their defaults
+    assert recorded["instance_type"] == "auto"  # the resource questions were asked with their defaults
     assert (project / "src/my_project/core.py").read_text(encoding="utf-8") == user_core
     assert (project / "src/my_project/extra.py").exists()
     for name in ("src/my_project/app.py", "deploy/k8s/deployment.yaml", "tests/test_app.py"):
@@ -165,3 +165,63 @@ def test_updated_project_still_passes_its_own_checks(template_repo: Path, tmp_pa
     ):
         done = run_tool(args, project)
         assert done.returncode == 0, f"{' '.join(args[:2])}:\n{done.stdout}{done.stderr}"
+
+
+def _selected(project: Path) -> tuple[str, str]:
+    import yaml
+
+    text = (project / "deploy/k8s/job.yaml").read_text(encoding="utf-8")
+    doc = yaml.safe_load(text)
+    spec = doc["spec"]["template"]["spec"]
+    return spec["nodeSelector"]["node.kubernetes.io/instance-type"], text.splitlines()[1]
+
+
+def test_update_with_new_resources_repicks_and_a_pin_is_kept_with_a_warning(
+    template_repo: Path, tmp_path: Path
+) -> None:
+    from imagesmith.picker import catalog
+    from imagesmith.picker.allocatable import DEFAULT_HEADROOM, offer, parse_headroom
+
+    project = start_project(template_repo, tmp_path / "p", ref="v1", project_type="batch")
+    before, _ = _selected(project)
+
+    update(project, ref=":current:", cpus=8, memory_gb=32)
+    after, header = _selected(project)
+    assert after != before and answers(project)["instance_type"] == "auto"
+    assert "for 8 CPUs, 32 GiB" in header and f"Instance type {after} picked" in header
+    row = next(r for r in catalog.load().rows if r.instance_type == after and r.cloud == "aws")
+    node = offer(row, parse_headroom(DEFAULT_HEADROOM))
+    assert node is not None and node.cpus >= 8 and node.memory_gib >= 32
+    commit_all(project, "8 CPUs")
+
+    # A pinned type is the user's: kept on update, with a warning (and a header) saying it no longer fits.
+    copier = str(VENV_BIN / "copier")
+    base = [
+        copier,
+        "update",
+        "--trust",
+        "--defaults",
+        "--vcs-ref=:current:",
+        "--data=instance_type=g6.xlarge",
+    ]
+    done = run_tool(base, project)
+    assert done.returncode == 0, done.stderr
+    assert "does NOT fit" in done.stderr and "g6.xlarge" in done.stderr and "Traceback" not in done.stderr
+    pinned, header = _selected(project)
+    assert pinned == "g6.xlarge" and answers(project)["instance_type"] == "g6.xlarge"
+    assert "pinned by the instance_type answer does NOT fit 8 CPUs" in header and "cpus 8+" in header
+    commit_all(project, "pin")
+
+    # Back within what the pin offers: no warning, the header says it fits.
+    done = run_tool([*base, "--data=cpus=2", "--data=memory_gb=8"], project)
+    assert done.returncode == 0 and "does NOT fit" not in done.stderr, done.stderr
+    pinned, header = _selected(project)
+    assert pinned == "g6.xlarge" and "pinned by the instance_type answer; it fits 2 CPUs, 8 GiB" in header
+    commit_all(project, "smaller")
+
+    # A pin the catalog does not know is one line naming it, and nothing is rewritten.
+    status_before = status(project)
+    done = run_tool([*base[:-1], "--data=instance_type=g6.xlarj"], project)
+    message = (done.stdout + done.stderr).strip()
+    assert done.returncode != 0 and "g6.xlarj" in message and "Traceback" not in message
+    assert status(project) == status_before

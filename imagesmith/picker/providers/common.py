@@ -21,6 +21,7 @@ class Input:
     paths: tuple[Path, ...]
     fetched_at: str
     source: str
+    confidence: str = "medium"
     spec_from: Path | None = None
 
     @property
