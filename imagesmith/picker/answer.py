@@ -22,6 +22,9 @@ def answer(options: dict[str, Any]) -> tuple[str | None, NegativeAnswer | None]:
     if fmt == "karpenter" and request.cloud is None and request.service is None:
         request = replace(request, cloud="aws")  # Karpenter provisions EC2: the format says where to look
     result = run_pick(request, catalog=options.get("catalog_dir"))
+    if fmt == "karpenter" and request.region is None and result.choice is not None:
+        # A NodePool serves one cluster, in one region: the alternatives it may launch come from the choice's.
+        result = run_pick(replace(request, region=result.choice.region), catalog=options.get("catalog_dir"))
     text: str | None = None
     if as_json:
         import json

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from imagesmith.errors import UsageError
-from imagesmith.picker.model import InstanceRow
+from imagesmith.picker.model import InstanceRow, family
 from imagesmith.picker.result import PickResult
 
 FORMATS = ("k8s", "karpenter", "sagemaker")
@@ -17,6 +17,16 @@ def _machine(row: InstanceRow) -> str:
     return row.instance_type.split("+")[0]
 
 
+def _zone_label(row: InstanceRow) -> tuple[str, str] | None:
+    """The zone the row was priced in, as nodes are labelled: AWS catalogs name zone *ids* (use1-az1), which EKS
+    nodes carry as topology.k8s.aws/zone-id (zone names differ per account); GCP and Azure name zones."""
+    if not row.zone:
+        return None
+    if row.cloud == "aws":
+        return "topology.k8s.aws/zone-id", row.zone
+    return "topology.kubernetes.io/zone", row.zone
+
+
 def k8s(row: InstanceRow, *, spot: bool) -> str:
     lines = [
         "nodeSelector:",
@@ -24,6 +34,10 @@ def k8s(row: InstanceRow, *, spot: bool) -> str:
         f"  kubernetes.io/arch: {_K8S_ARCH[row.arch]}",
         f"  topology.kubernetes.io/region: {row.region}",
     ]
+    zone = _zone_label(row)
+    if spot and zone is not None:
+        # Spot prices are per zone: the answer's price holds only in the zone it was found in.
+        lines.append(f"  {zone[0]}: {zone[1]}")
     if row.cloud == "gcp" and row.gpu_model in _GKE_ACCELERATOR:
         lines.append(f"  cloud.google.com/gke-accelerator: {_GKE_ACCELERATOR[row.gpu_model]}")
     if spot:
@@ -40,6 +54,16 @@ def karpenter(rows: list[InstanceRow], *, spot: bool) -> str:
         )
     types = ", ".join(dict.fromkeys(r.instance_type for r in rows))
     archs = ", ".join(dict.fromkeys(_K8S_ARCH[r.arch] for r in rows))
+    families = ", ".join(dict.fromkeys(family(r) for r in rows))
+    gpu = []
+    counts = sorted({int(r.gpu_count) for r in rows if r.gpu_count >= 1})
+    if counts:
+        # Karpenter's well-known GPU label: the count rules out a bigger (pricier) size of the same family.
+        gpu = [
+            "  - key: karpenter.k8s.aws/instance-gpu-count",
+            "    operator: In",
+            f"    values: [{', '.join(f'{chr(34)}{c}{chr(34)}' for c in counts)}]",  # label values are strings
+        ]
     return "\n".join(
         [
             "requirements:",
@@ -55,6 +79,10 @@ def karpenter(rows: list[InstanceRow], *, spot: bool) -> str:
             "  - key: topology.kubernetes.io/region",
             "    operator: In",
             f"    values: [{rows[0].region}]",
+            "  - key: karpenter.k8s.aws/instance-family",
+            "    operator: In",
+            f"    values: [{families}]",
+            *gpu,
         ]
     )
 

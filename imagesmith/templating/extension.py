@@ -193,7 +193,7 @@ def _placement(
     res = resources.resources_from_answers(
         cpus=cpus, memory_gb=memory_gb, gpus=gpus, gpu_memory_gb=gpu_memory_gb, cloud=cloud
     )
-    return _place_cached(res, str(instance or resources.AUTO).strip() or resources.AUTO)
+    return _place_cached(res, resources.AUTO if instance is None else str(instance).strip())
 
 
 @_one_line

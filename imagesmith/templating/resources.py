@@ -106,7 +106,14 @@ def place(res: Resources, pin: object = AUTO) -> Placement:
     the header says so and a warning names the miss (the user's pin is theirs to change, never silently)."""
     from imagesmith.picker import PickRequest, pick  # lazy: the picker loads its catalog
 
-    wanted = str(pin or AUTO).strip() or AUTO
+    wanted = AUTO if pin is None else str(pin).strip()
+    if not wanted:
+        return Placement(
+            instance_type="",
+            pinned=True,
+            fits=True,
+            note="No node selector: the instance_type answer is empty (answer auto to pick one).",
+        )
     args = picker_arguments(res)
     request = PickRequest(
         cpus=args["cpus"],

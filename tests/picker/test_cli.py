@@ -73,6 +73,44 @@ def test_formats() -> None:
     assert p.returncode == 0 and "g4dn.xlarge" in p.stdout, p.stderr
 
 
+def test_karpenter_requirements_use_well_known_labels_and_one_region() -> None:
+    import yaml
+
+    p = run("pick", "--gpus", "1", "--format", "karpenter", "--top", "8")
+    doc = yaml.safe_load(p.stdout)
+    req = {r["key"]: r["values"] for r in doc["requirements"]}
+    # NodeSelectorRequirement values are strings: a YAML 1 would be refused by the API server.
+    assert all(isinstance(v, str) for values in req.values() for v in values)
+    assert (
+        req["karpenter.k8s.aws/instance-gpu-count"] == ["1"]
+        and len(req["topology.kubernetes.io/region"]) == 1
+    )
+    families = {t.split(".")[0] for t in req["node.kubernetes.io/instance-type"]}
+    assert set(req["karpenter.k8s.aws/instance-family"]) == families
+    # Every type offered is in that one region (a NodePool serves one cluster).
+    answer = json.loads(
+        run("pick", "--gpus", "1", "--json", "--region", req["topology.kubernetes.io/region"][0]).stdout
+    )
+    assert answer["choice"]["instance_type"] == req["node.kubernetes.io/instance-type"][0]
+
+
+def test_a_spot_pick_pins_the_zone_it_was_priced_in() -> None:
+    import yaml
+
+    aws = json.loads(run("pick", "--cpus", "4", "--cloud", "aws", "--spot", "--json").stdout)["choice"]
+    snippet = yaml.safe_load(run("pick", "--cpus", "4", "--cloud", "aws", "--spot", "--format", "k8s").stdout)
+    if aws["zone"]:
+        assert (
+            snippet["nodeSelector"]["topology.k8s.aws/zone-id"] == aws["zone"]
+        )  # zone ids, not names, on AWS
+    gcp = yaml.safe_load(run("pick", "--gpus", "1", "--cloud", "gcp", "--spot", "--format", "k8s").stdout)
+    assert gcp["nodeSelector"]["topology.kubernetes.io/zone"].startswith(
+        gcp["nodeSelector"]["topology.kubernetes.io/region"]
+    )
+    on_demand = yaml.safe_load(run("pick", "--gpus", "1", "--cloud", "gcp", "--format", "k8s").stdout)
+    assert "topology.kubernetes.io/zone" not in on_demand["nodeSelector"]
+
+
 def test_fractional_gpus_are_a_flag_away() -> None:
     p = run("pick", "--gpus", "0.5", "--allow-fractional", "--json")
     assert p.returncode in (0, 1) and "GPUs come whole" not in p.stderr
