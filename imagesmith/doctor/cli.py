@@ -1,7 +1,8 @@
 """``imagesmith doctor``: standard library only, because it runs in slim pods before click is importable.
 
 Dispatched by ``imagesmith/__main__.py`` ahead of the click CLI. Exit codes: 0 no error finding, 1 an
-error finding, 2 bad input or an internal error, 3 environment problem (Docker engine unreachable).
+error finding, 2 bad input or an internal error, 3 environment problem (``--image``: neither the registry nor
+the Docker engine answers).
 Options are parsed by hand (``imagesmith.doctor.loader.options``): argparse and what it pulls in cost ~15 ms.
 """
 
@@ -22,7 +23,8 @@ Explain how libcuda and libcudart are found in this pod and diagnose every misma
   imagesmith doctor why FILE [--root DIR] [--json]
 
 Exit codes: 0 no error finding, 1 an error finding (with --strict: any warning too),
-2 usage or internal error, 3 environment problem (e.g. Docker engine unreachable for --image).
+2 usage or internal error, 3 environment problem (e.g. --image: neither the registry nor the Docker
+engine answers).
 """
 
 WHY_HELP = f"""\
@@ -51,7 +53,8 @@ options:
   --json                   print JSON (schema 1) instead of text
   --root DIR               inspect the filesystem under DIR (default /)
   --strict                 exit 1 on warnings too
-  --image REF              check a local image's labels against this node
+  --image REF              check an image's labels (from its registry, else the local engine) against
+                           this node
   --probe-timeout SECONDS  hard limit for the runtime probe subprocess (default 10)
   --no-probe               do not load libcuda/NVML in a subprocess
 """
@@ -158,18 +161,30 @@ def _run_doctor(argv: list[str]) -> int:
     facts = collect.collect(root=root, probe=not args.no_probe, probe_timeout=args.probe_timeout)
     kb = knowledge.load()
     if args.image:
-        from imagesmith.doctor import image_facts
+        # The registry is imported only here: the plain doctor and `why` never pay for it.
         from imagesmith.doctor.image_check import check_image, unreadable
+        from imagesmith.registry.facts import image_facts
 
         try:
-            labels = image_facts.inspect(args.image)
+            image = image_facts(args.image)
         except ImagesmithError as exc:
             if not args.json:
                 raise
             # --json always prints JSON: a script reading it gets the failure as a finding, same exit code.
             print(dumps(unreadable(args.image, exc).to_json()))
             return exc.exit_code
-        report = check_image(facts, labels, kb)
+        report = check_image(
+            facts,
+            {
+                "ref": image.ref,
+                "labels": image.labels,
+                "env": image.env,
+                "source": image.source,
+                "digest": image.digest,
+                "registry_error": image.registry_error,
+            },
+            kb,
+        )
         print(dumps(report.to_json()) if args.json else render.image_text(report))
         return report.exit_code(strict=args.strict)
     result = rules.diagnose(facts, kb)

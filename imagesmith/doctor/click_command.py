@@ -22,7 +22,7 @@ def _forward(args: list[str]) -> int:
     "--root", type=click.Path(file_okay=False), help="Inspect the filesystem under DIR (default /)."
 )
 @click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
-@click.option("--image", help="Check an image's labels against this node.")
+@click.option("--image", help="Check an image's labels (registry, else local engine) against this node.")
 @click.option("--probe-timeout", type=float, help="Hard limit for the runtime probe subprocess (default 10).")
 @click.option("--no-probe", is_flag=True, help="Do not load libcuda/NVML in a subprocess.")
 @click.pass_context

@@ -39,6 +39,11 @@ def check_image(facts: Facts, image: dict[str, object], kb: Knowledge) -> Diagno
     driver = driver_version(facts)
     cuda_text = promised.cuda or _required_cuda(env)
     subject: dict[str, object] = {"image": ref, "labels": contract.ours(labels)}
+    if image.get("source"):  # where the labels were read: "registry" | "cache" | "engine"
+        subject["source"] = image["source"]
+        subject["digest"] = image.get("digest")
+        if image.get("registry_error"):  # read from the engine because the registry could not answer
+            subject["registry_error"] = image["registry_error"]
     drv = facts.kernel_nv or NvVersion.leading(driver)
     if driver is None or drv is None:
         findings.append(
@@ -112,8 +117,8 @@ def unreadable(ref: str, error: ImagesmithError) -> Diagnosis:
                 severity="error",
                 message=f"cannot read the image's labels: {error.one_line()}",
                 evidence=(f"--image {ref}",),
-                fix="Check the reference (`docker image ls`), that the Docker engine answers (DOCKER_HOST), or "
-                "pull the image first.",
+                fix="Check the reference, the registry's credentials (`docker login`, DOCKER_CONFIG) or that "
+                "the Docker engine answers (DOCKER_HOST) and holds the image.",
             ),
         ),
         subject={"image": ref, "labels": {}},

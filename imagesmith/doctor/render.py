@@ -118,5 +118,9 @@ def image_text(result: Diagnosis) -> str:
     lines = [
         f"{subject.get('image')}: {verdict} on this node (driver {result.driver.get('version') or 'none'})"
     ]
+    if subject.get("source"):
+        at = f" at {subject['digest']}" if subject.get("digest") else ""
+        why = f" (registry: {subject['registry_error']})" if subject.get("registry_error") else ""
+        lines.append(f"  labels read from the {subject['source']}{at}{why}")
     lines += _findings(result)
     return "\n".join(lines)

@@ -91,7 +91,7 @@ CATALOGUE: tuple[CodeInfo, ...] = (
     _info(Code.GLIBC_TOO_OLD, "error", "doctor", "A library needs a newer GLIBC_ symbol version than the image's glibc."),
     _info(Code.LD_LIBRARY_PATH_EMPTY_ELEMENT, "warning", "doctor", "LD_LIBRARY_PATH has an empty element, which the loader reads as the current directory."),
     _info(Code.UNKNOWN_VERSION, "-", "matrix", "(matrix check --json only) the framework, version, build or GPU is not in the data; exit 2."),
-    _info(Code.IMAGE_UNREADABLE, "error", "doctor", "(doctor --image) the image's labels could not be read: no engine or registry answered, or no such image; the exit code says which (2 bad reference, 3 unreachable)."),
+    _info(Code.IMAGE_UNREADABLE, "error", "doctor", "(doctor --image) the image's labels could not be read: no engine or registry answered, or no such image; the exit code says which (1 no such image, 2 bad reference, 3 unreachable or refused)."),
 )  # fmt: skip
 
 ORDER: dict[str, int] = {info.code: i for i, info in enumerate(CATALOGUE)}

@@ -18,8 +18,7 @@ _DIGITS = frozenset("0123456789")
 def _number(text: str) -> float | None:
     """An unsigned decimal (12, 1.5, .5) or None: no sign, exponent, unit or `nan` (``float()`` takes those).
     By hand rather than ``re``: `imagesmith pick` is timed against interpreter start."""
-    whole, dot, frac = text.partition(".")
-    if not (whole or frac) or not set(whole) <= _DIGITS or not set(frac) <= _DIGITS or (dot and not frac):
+    if not text or text.endswith(".") or not set(text.replace(".", "", 1)) <= _DIGITS:
         return None
     return float(text)
 

@@ -72,7 +72,8 @@ HELP: dict[str, dict[str, Any]] = {
     "allow_fractional": {"help": "Allow partitions of one GPU (g6f: 1/8 of an L4)."},
     "no_burstable": {"help": "Exclude burstable instances (t3)."},
     "image": {
-        "help": "Only GPUs the image's framework build can run on (curated tag or torch==2.8.0+cu128)."
+        "help": "Only GPUs the image's framework build can run on: a curated tag, a spec (torch==2.8.0+cu128) or "
+        "any image whose imagesmith labels name its build (read from its registry without pulling)."
     },
     "fit": {
         "help": "pods = --cpus/--memory are a pod's requests, held to what the node offers pods (capacity less the provider's kubelet reservations and --headroom); machine = held to the nameplate.",

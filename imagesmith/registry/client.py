@@ -8,6 +8,7 @@ HTTP, as the Docker engine assumes for them; every other host HTTPS.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import re
@@ -29,6 +30,8 @@ MANIFEST_TYPES = (
 )
 INDEX_TYPES = MANIFEST_TYPES[2:]
 DOCKER_HUB = "registry-1.docker.io"
+# What users and ``docker login`` call Docker Hub: the keys its credentials are stored under.
+HUB_NAMES = ("docker.io", "index.docker.io", DOCKER_HUB)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,6 +46,13 @@ class Manifest:
     @property
     def compressed_size(self) -> int:
         return sum(size for _digest, size in self.layers)
+
+
+def repository_path(ref: ImageRef) -> str:
+    """The repository's name on its registry: Docker Hub's official images live under ``library/``."""
+    if ref.registry and ref.registry not in HUB_NAMES:
+        return ref.path
+    return ref.path if "/" in ref.path else f"library/{ref.path}"
 
 
 def _loopback(host: str) -> bool:
@@ -60,8 +70,9 @@ def _docker_auth(host: str) -> str | None:
     auths = data.get("auths") if isinstance(data, dict) else None
     if not isinstance(auths, dict):
         return None
+    names = HUB_NAMES if host in HUB_NAMES else (host,)
     for key, entry in auths.items():
-        if isinstance(entry, dict) and re.sub(r"^https?://", "", str(key)).split("/")[0] == host:
+        if isinstance(entry, dict) and re.sub(r"^https?://", "", str(key)).split("/")[0] in names:
             auth = entry.get("auth")
             return str(auth) if auth else None
     return None
@@ -81,7 +92,8 @@ class Registry:
 
     @classmethod
     def for_ref(cls, ref: ImageRef, *, timeout: float = 30) -> Registry:
-        return cls(ref.registry or DOCKER_HUB, timeout=timeout)
+        host = ref.registry or DOCKER_HUB
+        return cls(DOCKER_HUB if host in HUB_NAMES else host, timeout=timeout)
 
     # -- HTTP -----------------------------------------------------------------------------------------
     def _request(self, path: str, accept: tuple[str, ...], scope: str) -> tuple[bytes, dict[str, str]] | None:
@@ -107,8 +119,9 @@ class Registry:
                     if exc.code in (401, 403)
                     else None,
                 ) from None
-            except (urllib.error.URLError, OSError) as exc:
-                reason = getattr(exc, "reason", exc)
+            except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as exc:
+                # ValueError: a reference that makes no URL (urllib.request's InvalidURL)
+                reason = getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}"
                 raise EnvironmentProblem(f"registry {self.host} cannot be reached: {reason}") from None
         raise EnvironmentProblem(f"registry {self.host} refused the credentials for {path}")
 
@@ -135,8 +148,10 @@ class Registry:
         try:
             with self._opener.open(request, timeout=self.timeout) as response:
                 data = json.loads(response.read())
-        except (urllib.error.URLError, OSError, ValueError) as exc:
+        except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as exc:
             raise EnvironmentProblem(f"token service {realm} of {self.host} failed: {exc}") from None
+        if not isinstance(data, dict):
+            raise EnvironmentProblem(f"token service {realm} of {self.host} returned no token")
         token = data.get("token") or data.get("access_token")
         if not token:
             raise EnvironmentProblem(f"token service {realm} of {self.host} returned no token")
@@ -146,7 +161,7 @@ class Registry:
     def digest(self, ref: ImageRef) -> str | None:
         """The digest ``ref``'s tag points at now (an index's own digest for a multi-platform image), or
         None when the registry has no such tag: what ``FROM tag@digest`` pins."""
-        path = ref.path if ref.registry else (ref.path if "/" in ref.path else f"library/{ref.path}")
+        path = repository_path(ref)
         answer = self._request(
             f"/v2/{path}/manifests/{ref.tag_or_latest}", MANIFEST_TYPES, f"repository:{path}:pull"
         )
@@ -157,14 +172,21 @@ class Registry:
 
     def manifest(self, ref: ImageRef, *, platform: tuple[str, str] = ("linux", "amd64")) -> Manifest | None:
         """The image manifest ``ref`` names (an index is resolved to ``platform``), or None when absent."""
-        path = ref.path if ref.registry else (ref.path if "/" in ref.path else f"library/{ref.path}")
+        path = repository_path(ref)
         reference = ref.digest or ref.tag_or_latest
         scope = f"repository:{path}:pull"
         answer = self._request(f"/v2/{path}/manifests/{reference}", MANIFEST_TYPES, scope)
         if answer is None:
             return None
         body, headers = answer
-        document: dict[str, Any] = json.loads(body)
+        try:
+            document: dict[str, Any] = json.loads(body)
+            if not isinstance(document, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as exc:
+            raise EnvironmentProblem(
+                f"registry {self.host} sent a manifest for {ref} that is not JSON: {exc}"
+            ) from None
         media_type = str(document.get("mediaType") or headers.get("content-type", "")).split(";")[0]
         digest = headers.get("docker-content-digest") or f"sha256:{hashlib.sha256(body).hexdigest()}"
         if media_type in INDEX_TYPES or "manifests" in document:
@@ -186,15 +208,26 @@ class Registry:
             ),
         )
 
+    def blob(self, ref: ImageRef, digest: str) -> bytes:
+        """A blob's bytes, checked against ``digest`` (sha256) before anyone trusts them."""
+        path = repository_path(ref)
+        answer = self._request(f"/v2/{path}/blobs/{digest}", (), f"repository:{path}:pull")
+        if answer is None:
+            raise EnvironmentProblem(f"registry {self.host} lists {ref} but has no blob {digest}")
+        body = answer[0]
+        algorithm, _, expected = digest.partition(":")
+        if algorithm == "sha256" and hashlib.sha256(body).hexdigest() != expected:
+            raise EnvironmentProblem(
+                f"registry {self.host} sent a blob for {ref} that does not match {digest}"
+            )
+        return body
+
     def config(self, ref: ImageRef, manifest: Manifest) -> dict[str, Any]:
         """The image configuration blob (labels under ``config.Labels``)."""
-        path = ref.path if ref.registry else (ref.path if "/" in ref.path else f"library/{ref.path}")
-        answer = self._request(f"/v2/{path}/blobs/{manifest.config_digest}", (), f"repository:{path}:pull")
-        if answer is None:
-            raise EnvironmentProblem(
-                f"registry {self.host} lists {ref} but has no config blob {manifest.config_digest}"
-            )
-        data = json.loads(answer[0])
+        try:
+            data = json.loads(self.blob(ref, manifest.config_digest))
+        except ValueError:
+            raise EnvironmentProblem(f"registry {self.host}: the config blob of {ref} is not JSON") from None
         return data if isinstance(data, dict) else {}
 
     def labels(self, ref: ImageRef, manifest: Manifest) -> dict[str, str]:

@@ -73,7 +73,8 @@ def arch(cloud: str, instance_type: str, overlays: Overlays) -> str:
     if known is not None:
         return known
     if cloud == "aws":
-        family = instance_type.partition(".")[0]
+        dot = instance_type.find(".")  # m7g.4xlarge: the family is what precedes the size
+        family = instance_type[:dot] if dot >= 0 else instance_type
         i = 0
         while i < len(family) and not family[i].isdigit():
             i += 1

@@ -1,7 +1,8 @@
 """Read an image's labels and ENV from the local Docker engine with a raw HTTP request.
 
-The docker SDK is not imported: the doctor runs in slim pods, and one GET over the unix socket is all
-it needs (``GET /images/{ref}/json``).
+The fallback of ``imagesmith.registry.facts`` when the registry cannot answer. The docker SDK is not
+imported: the doctor runs in slim pods, and one GET over the unix socket is all it needs
+(``GET /images/{ref}/json``). Reading an image's configuration is not a build: this is the one reader.
 """
 
 from __future__ import annotations
@@ -35,13 +36,14 @@ def socket_path() -> str:
         return host[len("unix://") :]
     if host:
         raise EnvironmentProblem(
-            "only unix:// Docker hosts are supported by the doctor", where=f"DOCKER_HOST={host}"
+            "only unix:// Docker hosts can be read for image facts", where=f"DOCKER_HOST={host}"
         )
     return "/var/run/docker.sock"
 
 
-def inspect(ref: str) -> dict[str, object]:
-    """{"ref", "labels", "env"} of a local image; EnvironmentProblem if the engine is unreachable."""
+def inspect(ref: str) -> tuple[dict[str, str], dict[str, str], str | None]:
+    """(labels, env, image ID) of a local image; NegativeAnswer when the engine has no such image,
+    EnvironmentProblem when it cannot be reached or answers nonsense (each one line naming ``ref``)."""
     path = socket_path()
     conn = _UnixConnection(path)
     try:
@@ -56,14 +58,15 @@ def inspect(ref: str) -> dict[str, object]:
     finally:
         conn.close()
     if response.status == 404:
-        raise NegativeAnswer(f"no such local image {ref!r}", where="--image", hint=f"docker pull {ref}")
+        raise NegativeAnswer(f"no such local image {ref!r}", hint=f"docker pull {ref}")
     if response.status != 200:
         raise EnvironmentProblem(f"Docker engine answered {response.status} for image {ref!r}")
     try:
         data = json.loads(body)
         config = data.get("Config") or {}
-        labels = config.get("Labels") or {}
-        env = dict(e.split("=", 1) for e in (config.get("Env") or []) if "=" in e)
-    except (ValueError, AttributeError) as exc:
+        labels = {str(k): str(v) for k, v in (config.get("Labels") or {}).items()}
+        env = dict(str(e).split("=", 1) for e in (config.get("Env") or []) if "=" in str(e))
+        image_id = data.get("Id")
+    except (ValueError, AttributeError, TypeError) as exc:
         raise EnvironmentProblem(f"unexpected Docker engine answer for {ref!r}: {exc}") from None
-    return {"ref": ref, "labels": labels, "env": env}
+    return labels, env, str(image_id) if image_id else None
