@@ -190,6 +190,7 @@ def _placement(
     gpu_memory_gb: object = 0,
     cloud: object = "aws",
 ) -> resources.Placement:
+    """The placement for the resource answers; ``instance`` is the instance_type answer (auto, a pin or "")."""
     res = resources.resources_from_answers(
         cpus=cpus, memory_gb=memory_gb, gpus=gpus, gpu_memory_gb=gpu_memory_gb, cloud=cloud
     )
@@ -210,46 +211,17 @@ def instance_type(
     return _placement(resources.AUTO, cpus, memory_gb, gpus, gpu_memory_gb, cloud).instance_type
 
 
-@_one_line
-def node_instance(
-    instance: object,
-    cpus: object,
-    memory_gb: object,
-    gpus: object = 0,
-    gpu_memory_gb: object = 0,
-    cloud: object = "aws",
-) -> str:
-    """The node selector's instance type: picked again when ``instance`` is ``auto``, else the pin."""
-    return _placement(instance, cpus, memory_gb, gpus, gpu_memory_gb, cloud).instance_type
-
-
-@_one_line
-def pin_warning(
-    instance: object,
-    cpus: object,
-    memory_gb: object,
-    gpus: object = 0,
-    gpu_memory_gb: object = 0,
-    cloud: object = "aws",
-) -> str:
-    """For copier's after-copy/after-update message: a warning when a pinned type no longer fits ("" else).
-    The message is rendered once with the final answers; `copier update` renders the files themselves (old and
-    new version) quietly, so a warning printed while rendering them would never be seen."""
-    placement = _placement(instance, cpus, memory_gb, gpus, gpu_memory_gb, cloud)
-    return f"Warning: {placement.note}" if placement.pinned and not placement.fits else ""
-
-
-@_one_line
-def instance_note(
-    instance: object,
-    cpus: object,
-    memory_gb: object,
-    gpus: object = 0,
-    gpu_memory_gb: object = 0,
-    cloud: object = "aws",
-) -> str:
-    """One sentence for the manifests' header: what was picked (or pinned) for what, and what it offers pods."""
-    return _placement(instance, cpus, memory_gb, gpus, gpu_memory_gb, cloud).note
+# The three views of one placement copier.yml asks for, each called with _placement's arguments:
+# - the node selector's instance type (picked again when the answer is auto, else the pin);
+# - one sentence for the manifests' header: what was picked (or pinned) for what, and what it offers pods;
+# - for copier's after-copy/after-update message, a warning when a pinned type no longer fits ("" else). The
+#   message is rendered once with the final answers; `copier update` renders the files themselves (old and new
+#   version) quietly, so a warning printed while rendering them would never be seen.
+node_instance = _one_line(lambda *a, **k: _placement(*a, **k).instance_type)
+instance_note = _one_line(lambda *a, **k: _placement(*a, **k).note)
+pin_warning = _one_line(
+    lambda *a, **k: f"Warning: {p.note}" if (p := _placement(*a, **k)).pinned and not p.fits else ""
+)
 
 
 @cache
