@@ -1,4 +1,4 @@
-"""Node facts from the cluster's own labels: the one module that reads GPU Feature Discovery's node labels.
+"""Node facts from the cluster's own labels (the keys: ``imagesmith.contract.nodelabels``).
 
 GFD (NVIDIA/k8s-device-plugin, docs/gpu-feature-discovery) labels every GPU node; two generations are in use:
 - current: ``nvidia.com/cuda.driver-version.{major,minor,revision,full}``,
@@ -12,6 +12,21 @@ and ``Capability``; a label that does not parse is kept as a note, never guessed
 
 from __future__ import annotations
 
+from imagesmith.contract.nodelabels import (
+    COMPUTE,
+    COUNT,
+    DRIVER_FULL,
+    DRIVER_OLD,
+    DRIVER_PARTS,
+    GPU_RESOURCE,
+    INSTANCE_TYPE,
+    MEMORY,
+    PRESENT,
+    PRODUCT,
+    RUNTIME_FULL,
+    RUNTIME_OLD,
+    RUNTIME_PARTS,
+)
 from imagesmith.contract.record import record, replace
 from imagesmith.matrix.versions import Capability, NvVersion
 
@@ -19,24 +34,8 @@ TYPE_CHECKING = False  # mypy treats this name as True
 if TYPE_CHECKING:
     from typing import Any
 
-NS = "nvidia.com/"
-DRIVER_FULL = NS + "cuda.driver-version.full"
-DRIVER_PARTS = (
-    NS + "cuda.driver-version.major",
-    NS + "cuda.driver-version.minor",
-    NS + "cuda.driver-version.revision",
-)
-DRIVER_OLD = (NS + "cuda.driver.major", NS + "cuda.driver.minor", NS + "cuda.driver.rev")
-RUNTIME_FULL = NS + "cuda.runtime-version.full"
-RUNTIME_PARTS = (NS + "cuda.runtime-version.major", NS + "cuda.runtime-version.minor")
-RUNTIME_OLD = (NS + "cuda.runtime.major", NS + "cuda.runtime.minor")
-PRODUCT = NS + "gpu.product"
-COMPUTE = (NS + "gpu.compute.major", NS + "gpu.compute.minor")
-COUNT = NS + "gpu.count"
-MEMORY = NS + "gpu.memory"
-PRESENT = NS + "gpu.present"
-GPU_RESOURCE = "nvidia.com/gpu"
-INSTANCE_TYPE = "node.kubernetes.io/instance-type"
+
+__all__ = ["GPU_RESOURCE", "INSTANCE_TYPE", "NodeFacts", "Taint", "node_facts", "with_driver", "with_gpu"]
 
 
 @record

@@ -18,6 +18,7 @@ from packaging.version import InvalidVersion, Version
 
 from imagesmith.contract import plan_json
 from imagesmith.contract.labels import ImageLabels
+from imagesmith.contract.sm import parse_sm
 from imagesmith.contract.tags import parse_framework_tag
 from imagesmith.matrix.versions import NvVersion
 
@@ -36,6 +37,11 @@ class CuratedChoice:
     cuda: str | None  # major.minor
     aliases: tuple[str, ...] = ()
     nodes: tuple[str, ...] = ()  # the fleet nodes the image runs on
+    # What the image promises the node must offer (io.imagesmith.min-driver and .sm): the templates turn them
+    # into required node affinity on GPU Feature Discovery's labels.
+    min_driver: str | None = None
+    full_driver: str | None = None  # the toolkit's own driver floor (what JIT-compiling its PTX needs)
+    sm: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,6 +92,9 @@ def from_plan_json(path: Path, *, source: str | None = None) -> Catalog:
             variant=_variant(image),
             cuda=_major_minor(image.cuda_runtime),
             nodes=image.nodes,
+            min_driver=ImageLabels.from_labels(image.label_dict).min_driver,
+            full_driver=ImageLabels.from_labels(image.label_dict).full_driver,
+            sm=ImageLabels.from_labels(image.label_dict).sm,
         )
         for image in plan.images
     )
@@ -115,6 +124,9 @@ def from_policy(path: Path | None, *, source: str | None = None) -> Catalog:
             variant="runtime" if image.variant == "base" else image.variant,
             cuda=str(image.cuda.truncate(2)) if image.cuda else None,
             nodes=image.nodes,
+            min_driver=str(image.min_driver) if image.min_driver else None,
+            full_driver=str(image.full_driver) if image.full_driver else None,
+            sm=parse_sm(image.sm),
         )
         for image in plan.images
     )

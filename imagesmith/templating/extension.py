@@ -239,6 +239,41 @@ def resource_error(value: object, name: str, minimum: int = 0) -> str:
 
 
 @pass_context
+def gpu_affinity(ctx: Context, base_image: object) -> str:
+    """Required node affinity on GPU Feature Discovery's labels for the curated image: a node whose driver branch
+    is at least the image's floor and whose compute capability its SASS runs on ("" for a CPU image or one
+    that promises neither). Written from the image's own labels in the template's plan."""
+    from imagesmith.contract.nodelabels import affinity_yaml
+    from imagesmith.contract.nodelabels import gpu_affinity as terms
+    from imagesmith.contract.sm import ptx_of, sass_of
+    from imagesmith.matrix.versions import Capability, NvVersion
+
+    choice = _catalog(ctx).known().get(_optional(base_image) or "")
+    if choice is None or choice.cuda is None:
+        return ""
+
+    def caps(tokens: tuple[str, ...]) -> list[tuple[int, int]]:
+        out = []
+        for token in tokens:
+            try:
+                cap = Capability.parse(token)
+            except ValueError:
+                continue
+            out.append((cap.major, cap.minor))
+        return out
+
+    floor, full = NvVersion.leading(choice.min_driver), NvVersion.leading(choice.full_driver)
+    return affinity_yaml(
+        terms(
+            driver_major=floor.major if floor else None,
+            sass=caps(sass_of(choice.sm)),
+            ptx=caps(ptx_of(choice.sm)),
+            ptx_driver_major=full.major if full else None,
+        )
+    )
+
+
+@pass_context
 def constraints(ctx: Context, base_image: object) -> str:
     """The curated image's pins as a constraints file, from the template repository's locks."""
     return pins.constraints_for(template_source(ctx), _optional(base_image) or "")
@@ -270,5 +305,6 @@ class ImagesmithExtension(Extension):
             imagesmith_pin_warning=pin_warning,
             imagesmith_resource_error=resource_error,
             imagesmith_constraints=constraints,
+            imagesmith_gpu_affinity=gpu_affinity,
             imagesmith_pinned=pinned,
         )

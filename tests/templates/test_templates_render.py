@@ -347,3 +347,57 @@ def test_requests_fit_what_the_picked_node_offers_pods(projects: dict[str, Path]
         f"# Instance type {itype} picked by `imagesmith pick` for {recorded['cpus']} CPUs"
     )
     assert "it offers pods" in header
+
+
+@pytest.mark.parametrize("kind", ["batch", "service"])
+def test_gpu_manifests_require_nodes_whose_gfd_labels_say_the_image_runs(
+    projects: dict[str, Path], kind: str
+) -> None:
+    spec = pod_spec(manifests(projects[kind], kind)[0])
+    terms = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+        "nodeSelectorTerms"
+    ]
+    keys = {e["key"] for t in terms for e in t["matchExpressions"]}
+    assert {
+        "nvidia.com/cuda.driver-version.major",
+        "nvidia.com/cuda.driver.major",
+        "nvidia.com/gpu.compute.major",
+    } <= keys
+    cpu = pod_spec(manifests(projects[f"{kind}-cpu"], f"{kind}-cpu")[0])
+    assert "affinity" not in cpu
+
+
+def test_the_affinity_admits_exactly_the_nodes_where_the_fleet_says_the_image_runs() -> None:
+    """The joint between the templates and the fleet: for every curated GPU image, the affinity the templates write
+    admits a node of the recorded cluster (tests/fleet/fixtures, both GFD label generations) exactly when
+    `imagesmith fleet` judges the image not to fail there."""
+    from jinja2 import Environment
+
+    from imagesmith.contract.labels import ImageLabels
+    from imagesmith.fleet.gfd import node_facts
+    from imagesmith.fleet.verdict import image_on_node
+    from imagesmith.fleet.workloads import may_land
+    from imagesmith.images.catalog import embedded_catalog
+    from imagesmith.matrix import knowledge
+    from imagesmith.templating import extension
+
+    kb = knowledge.load()
+    fixtures = Path(__file__).resolve().parents[1] / "fleet" / "fixtures" / "nodes.json"
+    nodes = [node_facts(n) for n in json.loads(fixtures.read_text())["items"]]
+    gpu_nodes = [n for n in nodes if n.has_gpu]
+    env = Environment(extensions=[extension.ImagesmithExtension])
+    checked = 0
+    for choice in embedded_catalog().choices:
+        if choice.cuda is None:
+            continue
+        text = env.from_string("{{ imagesmith_gpu_affinity(b) }}").render(b=choice.tag)
+        spec = {**yaml.safe_load(text), "tolerations": [{"operator": "Exists"}]}
+        promised = ImageLabels(
+            cuda=choice.cuda, min_driver=choice.min_driver, full_driver=choice.full_driver, sm=choice.sm
+        )
+        for node in gpu_nodes:
+            runs = image_on_node(kb, promised, node).verdict != "fails"
+            assert may_land(spec, node) == runs, (choice.tag, node.name, node.describe())
+            checked += 1
+    admitted = {n.name for c in embedded_catalog().choices if c.cuda for n in gpu_nodes}
+    assert checked >= 10 and admitted
