@@ -26,6 +26,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "instances": ("imagesmith.picker.cli:instances", "Inspect and regenerate the instance catalog."),
     "pick": ("imagesmith.picker.cli:pick", "Choose the cheapest instance that fits a workload."),
+    "fleet": (
+        "imagesmith.fleet.cli:fleet",
+        "Judge the images running on a Kubernetes fleet; driver-upgrade impact.",
+    ),
+    "webhook": ("imagesmith.fleet.webhook_cli:webhook", "Admission webhook: refuse images no node can run."),
 }
 # Commands that join a group from a package above it: the harvest reads artifacts (an index, wheels,
 # fatbins) and lives in its own package, which the matrix (the ground) must not import.

@@ -7,21 +7,19 @@ from imagesmith.fleet.scan import ScanReport, UpgradeReport
 
 
 def scan_text(report: ScanReport, nodes: list[NodeFacts]) -> str:
-    facts = {n.name: n for n in nodes}
     gpu_nodes = sum(1 for n in nodes if n.has_gpu)
     out = [f"{len(nodes)} nodes ({gpu_nodes} with GPUs), {len(report.workloads)} workload images"]
     for w in report.workloads:
         wl = w.workload
         out.append("")
         out.append(f"{wl.namespace}/{wl.name} ({wl.owner}, {len(wl.pods)} pod(s)): {wl.image}")
-        if not w.nodes:
+        if not w.groups:
             out.append("  no node it may land on (node selector, affinity, taints, GPU request)")
             continue
-        groups: dict[tuple[str, tuple[str, ...], str], list[str]] = {}
-        for v in w.nodes:
-            node = facts.get(v.node)
-            groups.setdefault((v.verdict, v.codes, node.describe() if node else "?"), []).append(v.node)
-        for (verdict, codes, what), names in groups.items():
+        merged: dict[tuple[str, tuple[str, ...], str], list[str]] = {}
+        for g in w.groups:
+            merged.setdefault((g.verdict, g.codes, g.what), []).extend(g.nodes)
+        for (verdict, codes, what), names in merged.items():
             shown = ", ".join(names[:4]) + (f" (+{len(names) - 4})" if len(names) > 4 else "")
             out.append(f"  {verdict:<18} {what}: {shown}" + (f"  [{', '.join(codes)}]" if codes else ""))
     if report.at_risk:

@@ -38,9 +38,28 @@ class NodeVerdict:
 
 
 @record
+class GroupVerdict:
+    """The verdict of one image on a group of nodes that are the same to the scheduler and to the matrix."""
+
+    nodes: tuple[str, ...]
+    verdict: str
+    codes: tuple[str, ...]
+    messages: tuple[str, ...]
+    what: str  # the nodes, in words (GPU, capability, driver)
+
+
+@record
 class WorkloadReport:
     workload: Workload
-    nodes: tuple[NodeVerdict, ...]
+    groups: tuple[GroupVerdict, ...]
+
+    @property
+    def nodes(self) -> tuple[NodeVerdict, ...]:
+        return tuple(
+            NodeVerdict(node=n, verdict=g.verdict, codes=g.codes, messages=g.messages)
+            for g in self.groups
+            for n in g.nodes
+        )
 
     def to_json(self) -> dict[str, Any]:
         w = self.workload
@@ -50,7 +69,11 @@ class WorkloadReport:
             "owner": w.owner,
             "image": w.image,
             "pods": len(w.pods),
-            "nodes": [n.to_json() for n in self.nodes],
+            "nodes": [
+                {"name": n, "verdict": g.verdict, "codes": list(g.codes)}
+                for g in self.groups
+                for n in g.nodes
+            ],
         }
 
 
@@ -125,15 +148,63 @@ class Judge:
         )
 
 
-def scan(nodes: Iterable[NodeFacts], workloads: Iterable[Workload], judge: Judge) -> ScanReport:
-    by_name = {n.name: n for n in nodes}
+IDENTITY_LABELS = ("kubernetes.io/hostname",)
+
+
+class Fleet:
+    """The nodes, in classes the scheduler cannot tell apart (same labels but the hostname, same taints, GPUs or
+    not): a workload's placement is worked out once per class, and once per distinct scheduling spec, so a
+    fleet of 5,000 nodes in a few pools and 50,000 pods in a few thousand workloads costs thousands of rule
+    evaluations, not hundreds of millions."""
+
+    def __init__(self, nodes: Iterable[NodeFacts]) -> None:
+        self.by_name = {n.name: n for n in nodes}
+        classes: dict[object, list[NodeFacts]] = {}
+        for n in self.by_name.values():
+            labels = tuple(sorted((k, v) for k, v in n.labels.items() if k not in IDENTITY_LABELS))
+            classes.setdefault((labels, n.taints, n.gpu_count > 0), []).append(n)
+        self.classes = [(members[0], tuple(m.name for m in members)) for members in classes.values()]
+        self._placements: dict[str, list[tuple[NodeFacts, tuple[str, ...]]]] = {}
+
+    def placement(self, spec: dict[str, Any]) -> list[tuple[NodeFacts, tuple[str, ...]]]:
+        """(a representative node, the names of its class) for every class the spec may land on."""
+        import json
+
+        from imagesmith.fleet.workloads import wants_gpu
+
+        affinity = ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
+            "requiredDuringSchedulingIgnoredDuringExecution"
+        )
+        key = json.dumps(
+            [spec.get("nodeSelector"), affinity, spec.get("tolerations"), wants_gpu(spec)], sort_keys=True
+        )
+        found = self._placements.get(key)
+        if found is None:
+            if any(k in key for k in (*IDENTITY_LABELS, "matchFields")):
+                # A spec that names nodes one by one: judged node by node.
+                found = [(n, (n.name,)) for n in self.by_name.values() if may_land(spec, n)]
+            else:
+                found = [(rep, names) for rep, names in self.classes if may_land(spec, rep)]
+            self._placements[key] = found
+        return found
+
+
+def scan(nodes: Iterable[NodeFacts] | Fleet, workloads: Iterable[Workload], judge: Judge) -> ScanReport:
+    fleet = nodes if isinstance(nodes, Fleet) else Fleet(nodes)
     reports = []
     risks = []
     for w in workloads:
-        allowed = [n for n in by_name.values() if may_land(w.spec, n)]
-        reports.append(WorkloadReport(workload=w, nodes=tuple(judge.on(w.image, n) for n in allowed)))
+        groups = []
+        for rep, names in fleet.placement(w.spec):
+            v = judge.on(w.image, rep)
+            groups.append(
+                GroupVerdict(
+                    nodes=names, verdict=v.verdict, codes=v.codes, messages=v.messages, what=rep.describe()
+                )
+            )
+        reports.append(WorkloadReport(workload=w, groups=tuple(groups)))
         for pod in w.pods:
-            node = by_name.get(pod.node or "")
+            node = fleet.by_name.get(pod.node or "")
             if node is None:
                 continue
             v = judge.on(w.image, node)
@@ -250,7 +321,7 @@ class Admission:
     images: tuple[str, ...]
 
 
-def admit(spec: dict[str, Any], nodes: Iterable[NodeFacts], judge: Judge) -> Admission:
+def admit(spec: dict[str, Any], nodes: Iterable[NodeFacts] | Fleet, judge: Judge) -> Admission:
     """Would every image of this pod spec run on at least one node its selector, affinity and tolerations allow?
 
     An image that runs nowhere it may land is refused (naming the image, the nodes and the reason codes); an
@@ -259,27 +330,30 @@ def admit(spec: dict[str, Any], nodes: Iterable[NodeFacts], judge: Judge) -> Adm
     """
     from imagesmith.fleet.workloads import images_of
 
-    allowed_nodes = [n for n in nodes if may_land(spec, n)]
+    fleet = nodes if isinstance(nodes, Fleet) else Fleet(nodes)
+    placement = fleet.placement(spec)
     images = tuple(images_of(spec))
-    refusals, warnings = [], []
-    if not allowed_nodes:
+    refusals: list[str] = []
+    warnings: list[str] = []
+    if not placement:
         warnings.append("no node matches the pod's node selector, affinity and tolerations; not judged")
         return Admission(allowed=True, message="", warnings=tuple(warnings), images=images)
     for image in images:
-        verdicts = [judge.on(image, n) for n in allowed_nodes]
-        if any(v.verdict not in (FAILS, "unknown") for v in verdicts):
+        # One verdict per class of identical nodes; the names are only spelled out when refusing.
+        verdicts = [(judge.on(image, rep), names) for rep, names in placement]
+        if any(v.verdict not in (FAILS, "unknown") for v, _ in verdicts):
             continue
-        if all(v.verdict == "unknown" for v in verdicts):
+        if all(v.verdict == "unknown" for v, _ in verdicts):
+            first = verdicts[0][0]
             warnings.append(
-                f"{image}: labels unreadable, not judged ({verdicts[0].messages[0] if verdicts[0].messages else ''})"
+                f"{image}: labels unreadable, not judged ({first.messages[0] if first.messages else ''})"
             )
             continue
-        names = ", ".join(v.node for v in verdicts[:5]) + (
-            f" and {len(verdicts) - 5} more" if len(verdicts) > 5 else ""
-        )
-        codes = ", ".join(dict.fromkeys(c for v in verdicts for c in v.codes))
-        first = next((m for v in verdicts for m in v.messages), "")
-        refusals.append(f"{image} cannot run on any node it may land on ({names}): {codes}; {first}")
+        every = [n for _, names in verdicts for n in names]
+        shown = ", ".join(every[:5]) + (f" and {len(every) - 5} more" if len(every) > 5 else "")
+        codes = ", ".join(dict.fromkeys(c for v, _ in verdicts for c in v.codes))
+        first_message = next((m for v, _ in verdicts for m in v.messages), "")
+        refusals.append(f"{image} cannot run on any node it may land on ({shown}): {codes}; {first_message}")
     if refusals:
         return Admission(allowed=False, message="; ".join(refusals), warnings=tuple(warnings), images=images)
     return Admission(allowed=True, message="", warnings=tuple(warnings), images=images)
