@@ -48,7 +48,7 @@ def _source_options(command: Any) -> Any:
 
 def _inputs(options: dict[str, Any], *, pods: bool = True) -> tuple[list[Any], list[Any]]:
     from imagesmith.fleet import cluster
-    from imagesmith.fleet.gfd import node_facts
+    from imagesmith.fleet.gfd import nodes_of
     from imagesmith.fleet.workloads import workloads
 
     nodes_file, pods_file = options.get("nodes_file"), options.get("pods_file")
@@ -64,7 +64,7 @@ def _inputs(options: dict[str, Any], *, pods: bool = True) -> tuple[list[Any], l
             context=options.get("context"),
             in_cluster=options.get("in_cluster", False),
         )
-    nodes = [node_facts(n) for n in cluster.read_nodes(source)]
+    nodes = nodes_of(cluster.read_nodes(source))
     found = workloads(cluster.read_pods(source, namespace=options.get("namespace"))) if pods else []
     return nodes, found
 

@@ -32,10 +32,11 @@ from imagesmith.matrix.versions import Capability, NvVersion
 
 TYPE_CHECKING = False  # mypy treats this name as True
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from typing import Any
 
 
-__all__ = ["GPU_RESOURCE", "INSTANCE_TYPE", "NodeFacts", "Taint", "node_facts", "with_driver", "with_gpu"]
+__all__ = ["GPU_RESOURCE", "INSTANCE_TYPE", "NodeFacts", "Taint", "node_facts", "nodes_of", "with_driver", "with_gpu"]
 
 
 @record
@@ -147,6 +148,11 @@ def node_facts(node: dict[str, Any]) -> NodeFacts:
         allocatable=allocatable,
         notes=tuple(notes),
     )
+
+
+def nodes_of(items: Iterable[dict[str, Any]]) -> list[NodeFacts]:
+    """The facts of every Node object of a list (`kubectl get nodes -o json`'s items, or the API's)."""
+    return [node_facts(n) for n in items]
 
 
 def with_driver(node: NodeFacts, driver: NvVersion) -> NodeFacts:
