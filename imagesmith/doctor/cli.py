@@ -2,7 +2,7 @@
 
 Dispatched by ``imagesmith/__main__.py`` ahead of the click CLI. Exit codes: 0 no error finding, 1 an
 error finding, 2 bad input or an internal error, 3 environment problem (``--image``: neither the registry nor
-the Docker engine answers).
+the Docker engine answers; ``--nfd-features``: the feature file cannot be written).
 Options are parsed by hand (``imagesmith.doctor.loader.options``): argparse and what it pulls in cost ~15 ms.
 """
 
@@ -19,12 +19,13 @@ PROG = "imagesmith doctor"
 DESCRIPTION = """\
 Explain how libcuda and libcudart are found in this pod and diagnose every mismatch with a fix.
 
-  imagesmith doctor [--json] [--root DIR] [--strict] [--image REF]
+  imagesmith doctor [--json] [--root DIR] [--strict] [--image REF] [--nfd-features FILE]
   imagesmith doctor why FILE [--root DIR] [--json]
+  imagesmith doctor manifest --kind daemonset|job [--image REF] [--namespace NS] [--features-dir DIR]
 
 Exit codes: 0 no error finding, 1 an error finding (with --strict: any warning too),
 2 usage or internal error, 3 environment problem (e.g. --image: neither the registry nor the Docker
-engine answers).
+engine answers; --nfd-features: the file cannot be written).
 """
 
 WHY_HELP = f"""\
@@ -45,7 +46,8 @@ Exit codes: 0 every library found, 1 a library not found or not loadable, 2 usag
 
 
 DOCTOR_HELP = f"""\
-usage: {PROG} [-h] [--json] [--root DIR] [--strict] [--image REF] [--probe-timeout SECONDS] [--no-probe]
+usage: {PROG} [-h] [--json] [--root DIR] [--strict] [--image REF] [--nfd-features FILE]
+                         [--probe-timeout SECONDS] [--no-probe]
 
 {DESCRIPTION}
 options:
@@ -55,15 +57,39 @@ options:
   --strict                 exit 1 on warnings too
   --image REF              check an image's labels (from its registry, else the local engine) against
                            this node
+  --nfd-features FILE      after the diagnosis, write this node's verdict and facts to FILE as a Node
+                           Feature Discovery feature file (labels feature.node.kubernetes.io/imagesmith-*),
+                           atomically; exit 3 when FILE cannot be written
   --probe-timeout SECONDS  hard limit for the runtime probe subprocess (default 10)
   --no-probe               do not load libcuda/NVML in a subprocess
+"""
+
+MANIFEST_HELP = f"""\
+usage: {PROG} manifest [-h] --kind daemonset|job [--image REF] [--namespace NS]
+                                  [--features-dir DIR] [--interval DURATION]
+
+Print a DaemonSet (or a Job) that runs `imagesmith doctor --nfd-features DIR/imagesmith` on every GPU node
+(nvidia.com/gpu.present=true) with the NVIDIA runtime, so Node Feature Discovery labels each node
+feature.node.kubernetes.io/imagesmith-*.
+
+options:
+  -h, --help           show this help message and exit
+  --kind KIND          daemonset (re-runs every --interval) or job (runs once)
+  --image REF          an image with imagesmith installed (default imagesmith:<version>; every
+                       curated image has it)
+  --namespace NS       the namespace (default imagesmith)
+  --features-dir DIR   NFD's features directory on the node
+                       (default /etc/kubernetes/node-feature-discovery/features.d)
+  --interval DURATION  how often the DaemonSet re-runs the doctor: 10m (default), 90s, 1h
+
+Exit codes: 0 printed, 2 usage error.
 """
 
 
 class DoctorArgs:
     """The full doctor's options, typed."""
 
-    __slots__ = ("image", "json", "no_probe", "probe_timeout", "root", "strict")
+    __slots__ = ("image", "json", "nfd_features", "no_probe", "probe_timeout", "root", "strict")
 
     def __init__(self, options: dict[str, str | bool]) -> None:
         self.json = bool(options.get("--json"))
@@ -72,6 +98,12 @@ class DoctorArgs:
         self.root = str(options.get("--root", "/"))
         image = options.get("--image")
         self.image = str(image) if image else None
+        nfd = options.get("--nfd-features")
+        self.nfd_features = str(nfd) if nfd else None
+        if self.image and self.nfd_features:
+            raise UsageError(
+                "describes this node, not an image: use it without --image", where="--nfd-features"
+            )
         raw = str(options.get("--probe-timeout", "10"))
         try:
             self.probe_timeout = float(raw)
@@ -87,7 +119,7 @@ def parse_doctor(argv: list[str]) -> DoctorArgs | None:
         argv,
         command="doctor",
         flags=frozenset({"--json", "--strict", "--no-probe"}),
-        valued=frozenset({"--root", "--image", "--probe-timeout"}),
+        valued=frozenset({"--root", "--image", "--probe-timeout", "--nfd-features"}),
         positionals=0,
     )
     return None if parsed is None else DoctorArgs(parsed[0])
@@ -104,6 +136,36 @@ def parse_why(argv: list[str]) -> tuple[str, str, bool] | None:
     if not files:
         raise UsageError("missing FILE (try: imagesmith doctor why --help)", where="why")
     return files[0], str(given.get("--root", "/")), bool(given.get("--json"))
+
+
+def _run_manifest(argv: list[str]) -> int:
+    parsed = options.parse(
+        argv,
+        command="doctor manifest",
+        flags=frozenset(),
+        valued=frozenset({"--kind", "--image", "--namespace", "--features-dir", "--interval"}),
+        positionals=0,
+    )
+    if parsed is None:
+        sys.stdout.write(MANIFEST_HELP)
+        return 0
+    given = parsed[0]
+    if "--kind" not in given:
+        raise UsageError(
+            "missing --kind daemonset|job (try: imagesmith doctor manifest --help)", where="manifest"
+        )
+    from imagesmith.doctor import manifest
+
+    sys.stdout.write(
+        manifest.render(
+            str(given["--kind"]),
+            image=str(given.get("--image", manifest.DEFAULT_IMAGE)),
+            namespace=str(given.get("--namespace", manifest.DEFAULT_NAMESPACE)),
+            features_dir=str(given.get("--features-dir", manifest.DEFAULT_FEATURES_DIR)),
+            interval=str(given.get("--interval", manifest.DEFAULT_INTERVAL)),
+        )
+    )
+    return 0
 
 
 def _check_root(root: str) -> str:
@@ -189,6 +251,13 @@ def _run_doctor(argv: list[str]) -> int:
         return report.exit_code(strict=args.strict)
     result = rules.diagnose(facts, kb)
     print(dumps(render.to_json(facts, result)) if args.json else render.to_text(facts, result))
+    if args.nfd_features:
+        # Imported only here: the plain doctor does not pay for the NFD writer. The diagnosis is printed
+        # first, so a write that fails (exit 3, one line on stderr) still leaves the report.
+        from imagesmith.doctor import nfd
+
+        sys.stdout.flush()
+        nfd.write(args.nfd_features, facts, result)
     return result.exit_code(strict=args.strict)
 
 
@@ -197,6 +266,8 @@ def main(argv: list[str]) -> int:
     try:
         if argv and argv[0] == "why":
             return _run_why(argv[1:])
+        if argv and argv[0] == "manifest":
+            return _run_manifest(argv[1:])
         return _run_doctor(argv)
     except ImagesmithError as exc:
         print(f"imagesmith doctor: error: {exc.one_line()}", file=sys.stderr)

@@ -23,6 +23,11 @@ def _forward(args: list[str]) -> int:
 )
 @click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
 @click.option("--image", help="Check an image's labels (registry, else local engine) against this node.")
+@click.option(
+    "--nfd-features",
+    type=click.Path(dir_okay=False),
+    help="Also write this node's verdict and facts to FILE as a Node Feature Discovery feature file.",
+)
 @click.option("--probe-timeout", type=float, help="Hard limit for the runtime probe subprocess (default 10).")
 @click.option("--no-probe", is_flag=True, help="Do not load libcuda/NVML in a subprocess.")
 @click.pass_context
@@ -32,6 +37,7 @@ def doctor_command(
     root: str | None,
     strict: bool,
     image: str | None,
+    nfd_features: str | None,
     probe_timeout: float | None,
     no_probe: bool,
 ) -> int | None:
@@ -44,6 +50,7 @@ def doctor_command(
         *(["--no-probe"] if no_probe else []),
     ]
     args += [*(["--root", root] if root else []), *(["--image", image] if image else [])]
+    args += ["--nfd-features", nfd_features] if nfd_features else []
     args += ["--probe-timeout", str(probe_timeout)] if probe_timeout is not None else []
     return _forward(args)
 
@@ -55,3 +62,24 @@ def doctor_command(
 def why_command(file: str, root: str | None, as_json: bool) -> int:
     """Explain FILE's whole dependency tree as ld.so resolves it."""
     return _forward(["why", file, *(["--root", root] if root else []), *(["--json"] if as_json else [])])
+
+
+@doctor_command.command("manifest")
+@click.option("--kind", type=click.Choice(["daemonset", "job"]), required=True, help="DaemonSet or Job.")
+@click.option("--image", help="An image with imagesmith installed (default imagesmith:<version>).")
+@click.option("--namespace", help="The namespace (default imagesmith).")
+@click.option("--features-dir", type=click.Path(), help="NFD's features directory on the node.")
+@click.option("--interval", help="How often the DaemonSet re-runs the doctor (default 10m).")
+def manifest_command(
+    kind: str, image: str | None, namespace: str | None, features_dir: str | None, interval: str | None
+) -> int:
+    """Print a DaemonSet/Job that labels GPU nodes with the doctor's verdict through NFD."""
+    args = ["manifest", "--kind", kind]
+    for flag, value in (
+        ("--image", image),
+        ("--namespace", namespace),
+        ("--features-dir", features_dir),
+        ("--interval", interval),
+    ):
+        args += [flag, value] if value else []
+    return _forward(args)

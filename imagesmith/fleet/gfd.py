@@ -27,6 +27,7 @@ from imagesmith.contract.nodelabels import (
     RUNTIME_OLD,
     RUNTIME_PARTS,
 )
+from imagesmith.contract.nfd import read_node_features
 from imagesmith.contract.record import record, replace
 from imagesmith.matrix.versions import Capability, NvVersion
 
@@ -36,7 +37,16 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-__all__ = ["GPU_RESOURCE", "INSTANCE_TYPE", "NodeFacts", "Taint", "node_facts", "nodes_of", "with_driver", "with_gpu"]
+__all__ = [
+    "GPU_RESOURCE",
+    "INSTANCE_TYPE",
+    "NodeFacts",
+    "Taint",
+    "node_facts",
+    "nodes_of",
+    "with_driver",
+    "with_gpu",
+]
 
 
 @record
@@ -61,6 +71,9 @@ class NodeFacts:
     taints: tuple[Taint, ...]
     allocatable: dict[str, str]
     notes: tuple[str, ...] = ()
+    # The doctor's own verdict on the node (its NFD feature labels, `doctor --nfd-features`), when it ran there.
+    doctor_verdict: str | None = None
+    doctor_codes: tuple[str, ...] = ()
 
     @property
     def has_gpu(self) -> bool:
@@ -132,6 +145,16 @@ def node_facts(node: dict[str, Any]) -> NodeFacts:
         Taint(key=str(t.get("key", "")), value=str(t.get("value", "")), effect=str(t.get("effect", "")))
         for t in ((node.get("spec") or {}).get("taints") or ())
     )
+    doctor = read_node_features(labels)
+    if doctor is not None:
+        # Where GFD does not run, the doctor's labels tell the driver and the GPU (GFD's win when both are there).
+        if driver is None and doctor.driver:
+            driver = NvVersion.leading(doctor.driver)
+        if capability is None and doctor.gpu_compute:
+            try:
+                capability = Capability.parse(doctor.gpu_compute)
+            except ValueError:
+                notes.append(f"imagesmith-gpu-compute={doctor.gpu_compute!r} is not a compute capability")
     count = _gpu_quantity(allocatable.get(GPU_RESOURCE))
     if not count and labels.get(COUNT):
         count = _gpu_quantity(labels[COUNT])
@@ -140,13 +163,15 @@ def node_facts(node: dict[str, Any]) -> NodeFacts:
         labels=labels,
         driver=driver,
         cuda_runtime=runtime,
-        gpu_product=labels.get(PRODUCT) or None,
+        gpu_product=labels.get(PRODUCT) or (doctor.gpu_product if doctor else None),
         capability=capability,
         gpu_count=count,
         gpu_memory_mib=_int(labels.get(MEMORY)),
         taints=taints,
         allocatable=allocatable,
         notes=tuple(notes),
+        doctor_verdict=doctor.verdict if doctor else None,
+        doctor_codes=doctor.codes if doctor else (),
     )
 
 

@@ -159,3 +159,23 @@ def test_policy_from_the_fleet_and_drift(nodes: list[Any], tmp_path: Path) -> No
     # the V100, A100 40GB and B200 entries plan for nodes the cluster does not run.
     assert sorted(kinds) == ["driver", "driver", "driver", "missing", "stale", "stale", "stale"], drift
     assert any(d.kind == "driver" and "535.183.01" in d.message and "T4" in d.message for d in drift)
+
+
+def test_a_node_only_the_doctor_labelled_is_judged_from_its_labels(judge: Judge) -> None:
+    """Where GFD does not run, the doctor's NFD feature labels (`doctor --nfd-features`) give the driver and GPU."""
+    from imagesmith.contract.nfd import NFD_NAMESPACE, NodeFeatures, to_labels
+
+    features = NodeFeatures(
+        verdict="ok", driver="535.183.01", driver_major=535, cuda_max="12.2", gpu_count=1,
+        gpu_product="NVIDIA-L4", gpu_compute="8.9",
+    )  # fmt: skip
+    labels = {NFD_NAMESPACE + k: v for k, v in to_labels(features).items()}
+    node = node_facts(
+        {
+            "metadata": {"name": "doctor-only", "labels": labels},
+            "status": {"allocatable": {"nvidia.com/gpu": "1"}},
+        }
+    )
+    assert node.driver == NvVersion.parse("535.183.01") and str(node.capability) == "8.9"
+    assert node.doctor_verdict == "ok" and node.gpu_product == "NVIDIA-L4"
+    assert Code.DRIVER_TOO_OLD in judge.verdict(CU130, node).codes()
