@@ -12,6 +12,7 @@ and ``Capability``; a label that does not parse is kept as a note, never guessed
 
 from __future__ import annotations
 
+from imagesmith.contract.nfd import read_node_features
 from imagesmith.contract.nodelabels import (
     COMPUTE,
     COUNT,
@@ -27,7 +28,6 @@ from imagesmith.contract.nodelabels import (
     RUNTIME_OLD,
     RUNTIME_PARTS,
 )
-from imagesmith.contract.nfd import read_node_features
 from imagesmith.contract.record import record, replace
 from imagesmith.matrix.versions import Capability, NvVersion
 

@@ -35,6 +35,7 @@ COLUMNS = (
     "Region",
     "AvailabilityZone",
 )
+OPTIONAL = ("AvailabilityZone",)
 SERVICE = {"aws": "ec2", "gcp": "compute-engine", "azure": "azure-vm"}
 
 
@@ -47,7 +48,8 @@ def records(inp: Input) -> Iterator[tuple[int, dict[str, str]]]:
             raise DataError("file not found", where=str(path)) from None
         with fh:
             reader = csv.DictReader(fh)
-            missing = [c for c in COLUMNS if c not in (reader.fieldnames or ())]
+            # Azure's catalog prices regions, not zones: it has a Generation column instead of AvailabilityZone.
+            missing = [c for c in COLUMNS if c not in (reader.fieldnames or ()) and c not in OPTIONAL]
             if missing:
                 raise DataError(
                     f"not a SkyPilot vms.csv: no column(s) {', '.join(missing)}", where=f"{path}:1"
@@ -161,7 +163,7 @@ def rows(inp: Input, overlays: Overlays, problems: Problems) -> list[InstanceRow
     for line, rec in records(inp):
         where = f"{inp.path}:{line}"
         itype = rec["InstanceType"]
-        region, zone = rec["Region"], rec["AvailabilityZone"]
+        region, zone = rec["Region"], rec.get("AvailabilityZone") or ""
         if inp.region not in ("", "*") and region != inp.region:
             continue
         on_demand, spot, note = _prices(rec, where)
