@@ -133,3 +133,14 @@ def test_shipped_catalog_has_one_source_per_type_and_region() -> None:
     assert not mixed, list(mixed)[:3]
     g6 = [r for r in catalog.load().rows if r.instance_type == "g6.xlarge" and r.region == "us-east-1"]
     assert g6 and all(r.zone and r.confidence == "high" for r in g6)
+
+
+def test_shipped_catalog_names_arm_machines_the_source_does_not_mark() -> None:
+    rows = catalog.load().rows
+    arch = {(r.cloud, r.instance_type): r.arch for r in rows}
+    assert arch[("aws", "m7g.4xlarge")] == arch[("aws", "c7g.4xlarge")] == "arm64"  # the AWS naming rule
+    assert arch[("azure", "Standard_D16ps_v5")] == "arm64"  # overlays/arch.csv: Ampere Altra
+    assert arch[("azure", "Standard_D16as_v5")] == arch[("aws", "m7a.4xlarge")] == "x86_64"
+    h100 = [r for r in rows if r.instance_type == "Standard_ND96isr_H100_v5"]
+    # SkyPilot's (fork) catalog says 12 GPUs; the overlay row naming that error wins: 8.
+    assert h100 and all(r.gpu_count == 8 for r in h100)

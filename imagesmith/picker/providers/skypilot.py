@@ -87,6 +87,11 @@ def arch(cloud: str, instance_type: str, overlays: Overlays) -> str:
     return "x86_64"
 
 
+def source_error(why: str) -> bool:
+    """An overlay row written against a SkyPilot catalog's own figure ("SkyPilot's fork catalog says 12")."""
+    return "SkyPilot" in why and "says" in why
+
+
 def _gpu_info(text: str, where: str, problems: Problems) -> dict[str, Any] | None:
     """SkyPilot writes the provider's GpuInfo as a Python literal (single quotes), never code: literal_eval."""
     if not text or text[0] != "{":
@@ -113,9 +118,13 @@ def _gpu(
         model = overlays.gpu(fix.gpu_model)
         fractional = fix.fractional
         if fix.gpu_count is not None and fix.gpu_count != count:
-            problems.add(
-                where, f"catalog says {count:g} GPUs, overlay instance_gpus.csv says {fix.gpu_count:g}"
-            )
+            if source_error(fix.why):
+                # The overlay row names this catalog's figure as wrong (ND96isr_H100_v5: 12 for 8): it wins.
+                count = fix.gpu_count
+            else:
+                problems.add(
+                    where, f"catalog says {count:g} GPUs, overlay instance_gpus.csv says {fix.gpu_count:g}"
+                )
     if model is None:
         problems.add(where, f"GPU name {name!r} is not in overlays/gpus.csv")
         return {}
@@ -145,6 +154,10 @@ def _prices(rec: dict[str, str], where: str) -> tuple[float | None, float | None
     note = ""
     if spot is not None and on_demand is not None and spot > on_demand:
         note = f"source spot {spot:g} above on-demand {on_demand:g}: dropped"
+        spot = None
+    elif spot is not None and spot == on_demand:
+        # SkyPilot's Azure fetcher writes the on-demand rate where a size has no spot meter: not a spot price.
+        note = "source spot equal to on-demand (no spot meter): dropped"
         spot = None
     if spot is not None and on_demand is None:
         note = "source has a spot price but no on-demand price: row not priced"
