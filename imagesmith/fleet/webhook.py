@@ -217,13 +217,13 @@ class Webhook:
                 uid, allowed=True, message=decision.message, warnings=[decision.message, *warnings]
             )
         self.log(f"uid={uid} {what}: denied: {decision.message}")
-        return 200, response(uid, allowed=False, code=403, message=decision.message, warnings=warnings)
+        return 200, response(uid, allowed=False, http_status=403, message=decision.message, warnings=warnings)
 
     def _failed(self, uid: str, what: str, why: str) -> dict[str, Any]:
         if self.failure_policy == "Fail":
             self.log(f"uid={uid} {what}: internal error, refused (failure policy Fail): {why}")
             return response(
-                uid, allowed=False, code=500, message=f"imagesmith webhook could not judge {what}: {why}"
+                uid, allowed=False, http_status=500, message=f"imagesmith webhook could not judge {what}: {why}"
             )
         self.log(f"uid={uid} {what}: internal error, admitted (failure policy Ignore): {why}")
         return response(
@@ -260,14 +260,14 @@ def response(
     *,
     allowed: bool,
     message: str,
-    code: int | None = None,
+    http_status: int | None = None,  # the status.code of the answer (an HTTP code, not a reason code)
     warnings: list[str] | tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """The AdmissionReview answer; warnings one line each, within the API server's limits."""
     answer: dict[str, Any] = {
         "uid": uid,
         "allowed": allowed,
-        "status": {"code": code if code is not None else 200, "message": message},
+        "status": {"code": http_status if http_status is not None else 200, "message": message},
     }
     if warnings:
         answer["warnings"] = [_warning(w) for w in dict.fromkeys(warnings)][:MAX_WARNINGS]
