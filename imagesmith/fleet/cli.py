@@ -94,7 +94,12 @@ def scan_command(as_json: bool, **options: Any) -> None:
 
     nodes, found = _inputs(options)
     report = scan(nodes, found, _judge(options))
-    click.echo(json.dumps(report.to_json(), indent=1) if as_json else render.scan_text(report, nodes))
+    if as_json:
+        import sys
+
+        report.write_json(sys.stdout.write)
+    else:
+        click.echo(render.scan_text(report, nodes))
     if report.at_risk:
         raise NegativeAnswer(f"{len(report.at_risk)} running pod(s) at risk: their image fails on their node")
 

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from imagesmith.errors import EnvironmentProblem, UsageError
 from imagesmith.fleet.gfd import NodeFacts, node_facts
-from imagesmith.fleet.scan import Admission, Judge, admit
+from imagesmith.fleet.scan import Admission, Fleet, Judge, admit
 from imagesmith.fleet.workloads import pod_spec_of
 
 if TYPE_CHECKING:
@@ -98,7 +98,14 @@ class NodeView:
         self._lock = threading.Lock()
         self._last_items: list[dict[str, Any]] | None = None
         self._last: list[NodeFacts] = []
+        self._fleet = Fleet(())
         self._by_key: dict[tuple[str, str], NodeFacts] = {}
+
+    def fleet(self) -> Fleet:
+        """The current nodes in scheduling classes, rebuilt only when the list changes: a review then costs a
+        few placement checks per class, not one per node (5,000 nodes: ~64 ms per review before, see bench)."""
+        self.facts()
+        return self._fleet
 
     def facts(self) -> list[NodeFacts]:
         seen = self._version() if self._version is not None else None  # read before the list: never stale
@@ -120,6 +127,7 @@ class NodeView:
                 by_key[key] = found
                 out.append(found)
             self._by_key, self._last_items, self._last, self._seen = by_key, items, out, seen
+            self._fleet = Fleet(out)
             return out
 
 
@@ -162,7 +170,7 @@ class Webhook:
     # --- the decision
 
     def decide(self, spec: dict[str, Any]) -> Admission:
-        return admit(spec, self.nodes.facts(), self.judge)
+        return admit(spec, self.nodes.fleet(), self.judge)
 
     def review(self, body: bytes, *, deadline_s: float | None = None) -> tuple[int, dict[str, Any]]:
         """(HTTP status, JSON body): 200 with an AdmissionReview, or 400 with ``{"error", "code"}``."""
@@ -223,7 +231,10 @@ class Webhook:
         if self.failure_policy == "Fail":
             self.log(f"uid={uid} {what}: internal error, refused (failure policy Fail): {why}")
             return response(
-                uid, allowed=False, http_status=500, message=f"imagesmith webhook could not judge {what}: {why}"
+                uid,
+                allowed=False,
+                http_status=500,
+                message=f"imagesmith webhook could not judge {what}: {why}",
             )
         self.log(f"uid={uid} {what}: internal error, admitted (failure policy Ignore): {why}")
         return response(

@@ -179,3 +179,15 @@ def test_a_node_only_the_doctor_labelled_is_judged_from_its_labels(judge: Judge)
     assert node.driver == NvVersion.parse("535.183.01") and str(node.capability) == "8.9"
     assert node.doctor_verdict == "ok" and node.gpu_product == "NVIDIA-L4"
     assert Code.DRIVER_TOO_OLD in judge.verdict(CU130, node).codes()
+
+
+def test_the_streamed_json_is_the_report(nodes: list[Any], pods: list[dict[str, Any]], judge: Judge) -> None:
+    import io
+    import json
+
+    running = copy.deepcopy(pods)
+    next(p for p in running if p["metadata"]["name"].startswith("finetune"))["spec"]["nodeName"] = "gpu-a100-535-a"
+    report = scan(nodes, workloads(running), judge)
+    out = io.StringIO()
+    report.write_json(out.write)
+    assert json.loads(out.getvalue()) == report.to_json() and report.at_risk
