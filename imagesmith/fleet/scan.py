@@ -112,13 +112,13 @@ class ScanReport:
         document cost minutes and gigabytes; here a group's fields are encoded once for all its nodes."""
         import json
 
-        write('{\n "schema": %d,\n "workloads": [' % SCHEMA)
+        write(f'{{\n "schema": {SCHEMA},\n "workloads": [')
         for i, w in enumerate(self.workloads):
-            head = json.dumps({k: v for k, v in w.to_json(with_nodes=False).items()})[:-1]
+            head = json.dumps(w.to_json(with_nodes=False))[:-1]
             write(("," if i else "") + "\n  " + head + ', "nodes": [')
             first = True
             for g in w.groups:
-                tail = ', "verdict": %s, "codes": %s}' % (json.dumps(g.verdict), json.dumps(list(g.codes)))
+                tail = f', "verdict": {json.dumps(g.verdict)}, "codes": {json.dumps(list(g.codes))}}}'
                 for n in g.nodes:
                     write(("" if first else ", ") + '{"name": ' + json.dumps(n) + tail)
                     first = False
