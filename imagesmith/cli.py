@@ -31,6 +31,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Judge the images running on a Kubernetes fleet; driver-upgrade impact.",
     ),
     "webhook": ("imagesmith.fleet.webhook_cli:webhook", "Admission webhook: refuse images no node can run."),
+    "dev": (
+        "imagesmith.devenv.cli:dev",
+        "The project's dev environment: JupyterLab in its own image (up/down/status).",
+    ),
 }
 # Commands that join a group from a package above it: the harvest reads artifacts (an index, wheels,
 # fatbins) and lives in its own package, which the matrix (the ground) must not import.

@@ -94,8 +94,11 @@ def build(
     nocache: bool,
     log: Callable[[str], None],
     on_step: Callable[[int, int], None],
+    target: str | None = None,
+    tag: str | None = None,
 ) -> BuildOutcome:
-    """Build with the classic builder on the host network; the stream goes to ``log`` line by line."""
+    """Build with the classic builder on the host network; the stream goes to ``log`` line by line.
+    ``target`` builds one stage of a multi-stage Dockerfile (``docker build --target``), tagged ``tag``."""
     from docker.errors import APIError, DockerException
 
     step_text: str | None = None
@@ -114,6 +117,8 @@ def build(
             forcerm=True,
             pull=False,
             decode=True,
+            **({"target": target} if target else {}),
+            **({"tag": tag} if tag else {}),
         )
         for chunk in stream:
             if "stream" in chunk:

@@ -186,7 +186,9 @@ def test_the_streamed_json_is_the_report(nodes: list[Any], pods: list[dict[str, 
     import json
 
     running = copy.deepcopy(pods)
-    next(p for p in running if p["metadata"]["name"].startswith("finetune"))["spec"]["nodeName"] = "gpu-a100-535-a"
+    next(p for p in running if p["metadata"]["name"].startswith("finetune"))["spec"]["nodeName"] = (
+        "gpu-a100-535-a"
+    )
     report = scan(nodes, workloads(running), judge)
     out = io.StringIO()
     report.write_json(out.write)

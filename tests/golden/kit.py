@@ -106,9 +106,12 @@ def try_build_project(
     when the build failed) and the build's output."""
     log: list[str] = []
     image_id = None
+    # target="app": the image you ship. The classic builder (the SDK's) would otherwise also build the
+    # Dockerfile's `dev` stage (JupyterLab), which every stage before the last is; the image is the same.
     for chunk in client.api.build(
         path=str(project),
         tag=tag,
+        target="app",
         buildargs={"PROJECT_EXTRAS": extras, "CA_CERT_URL": ca_url, **build_args},
         network_mode="host",
         nocache=nocache,

@@ -147,8 +147,8 @@ def test_policy_to_registry_to_project_and_update(
     text = dockerfile.read_text()
     dockerfile.write_text(
         text.replace(
-            "FROM ${BASE_IMAGE}\n",
-            'FROM ${BASE_IMAGE}\nLABEL org.opencontainers.image.title="{{ project_name }}"\n',
+            "FROM ${BASE_IMAGE} AS app\n",
+            'FROM ${BASE_IMAGE} AS app\nLABEL org.opencontainers.image.title="{{ project_name }}"\n',
             1,
         )
     )

@@ -37,8 +37,8 @@ def make_v2(template: Path) -> None:
     text = dockerfile.read_text(encoding="utf-8")
     for old, new in [
         (
-            "FROM ${BASE_IMAGE}\n",
-            'FROM ${BASE_IMAGE}\nLABEL org.opencontainers.image.title="{{ project_name }}"\n',
+            "FROM ${BASE_IMAGE} AS app\n",
+            'FROM ${BASE_IMAGE} AS app\nLABEL org.opencontainers.image.title="{{ project_name }}"\n',
         ),
         ("    IMAGESMITH_PREFLIGHT=", "    LOG_LEVEL={{ log_level }} \\\n    IMAGESMITH_PREFLIGHT="),
         (

@@ -46,8 +46,10 @@ def team_template(tmp_path_factory: pytest.TempPathFactory, git_identity: None) 
     set_policy(template, team_policy(TEAM, drop_nodes=OLD_GPU_NODES))
     dockerfile = template / "templates/base/Dockerfile.jinja"
     text = dockerfile.read_text(encoding="utf-8")
-    assert "FROM ${BASE_IMAGE}\n" in text
-    dockerfile.write_text(text.replace("FROM ${BASE_IMAGE}\n", f"FROM ${{BASE_IMAGE}}\n{V2_LABEL}"))
+    assert "FROM ${BASE_IMAGE} AS app\n" in text
+    dockerfile.write_text(
+        text.replace("FROM ${BASE_IMAGE} AS app\n", f"FROM ${{BASE_IMAGE}} AS app\n{V2_LABEL}")
+    )
     commit_all(template, "v2: old GPU nodes retired, vendor label")
     git(template, "tag", "v2")
 

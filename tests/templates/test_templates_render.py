@@ -46,15 +46,18 @@ COMMON_FILES = [
     "src/my_project/py.typed",
     "tests/test_core.py",
 ]
+# The remote dev environment of the deployable types (issue 15; tests/devenv/test_remote.py checks them).
+DEV_FILES = ["deploy/dev/k8s/statefulset.yaml", "deploy/dev/k8s/service.yaml", "deploy/dev/sky.yaml"]
 TYPE_FILES = {
     "library": [".github/workflows/publish.yml"],
-    "batch": ["src/my_project/cli.py", "tests/test_cli.py", *K8S_FILES["batch"]],
+    "batch": ["src/my_project/cli.py", "tests/test_cli.py", *K8S_FILES["batch"], *DEV_FILES],
     "service": [
         "src/my_project/app.py",
         "src/my_project/schemas/request.schema.json",
         "src/my_project/schemas/response.schema.json",
         "tests/test_app.py",
         *K8S_FILES["service"],
+        *DEV_FILES,
     ],
 }
 
@@ -135,7 +138,7 @@ def test_project_is_from_a_curated_image(projects: dict[str, Path], template_rep
     base = answers(project)["base_image"]
     assert base in tags
     dockerfile = (project / "Dockerfile").read_text(encoding="utf-8")
-    assert f"ARG BASE_IMAGE={base}\nFROM ${{BASE_IMAGE}}\n" in dockerfile
+    assert f"ARG BASE_IMAGE={base}\nFROM ${{BASE_IMAGE}} AS app\n" in dockerfile
     devcontainer = json.loads((project / ".devcontainer/devcontainer.json").read_text(encoding="utf-8"))
     assert devcontainer["image"] == base
 
@@ -151,7 +154,15 @@ def test_cpu_project_without_framework_gets_the_plain_base(
 def test_dockerfile_installs_as_root_and_runs_as_the_curated_user(
     projects: dict[str, Path], kind: str
 ) -> None:
-    dockerfile = (projects[kind] / "Dockerfile").read_text(encoding="utf-8")
+    full = (projects[kind] / "Dockerfile").read_text(encoding="utf-8")
+    # The image you ship is stage `app`; the `dev` stage builds on it and the last stage is `FROM app` again.
+    dockerfile, dev = full.split("\n# ---- dev: ", 1)
+    assert dev.rstrip().endswith("\nFROM app") and "\nFROM app AS dev\n" in dev
+    assert (
+        dev.count("\nUSER ") == 2
+        and "\nUSER 0\n" in dev
+        and dev.rstrip().split("\nUSER ")[-1].startswith("1000:1000")
+    )
     instructions = [line.split(maxsplit=1) for line in dockerfile.splitlines() if line and line[0].isupper()]
     steps = [(word, rest) for word, rest in instructions]
     users = [rest for word, rest in steps if word == "USER"]
