@@ -36,6 +36,7 @@ class Project:
     root: Path
     slug: str
     package: str
+    registry: str = "registry.example.com/ml"  # the image_registry answer: where the project's images go
 
     @property
     def container(self) -> str:
@@ -47,7 +48,10 @@ class Project:
 
     @property
     def image(self) -> str:
-        return f"imagesmith-dev/{self.slug}:dev"
+        """The dev image under the name the remote targets pull (deploy/dev/: push this tag to use them)."""
+        from imagesmith.devenv.remote import dev_image_ref
+
+        return dev_image_ref(self.registry, self.slug)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,7 +104,13 @@ def find_project(start: Path) -> Project:
     package = data.get("package_name") if isinstance(data, dict) else None
     if not (folder / "Dockerfile").is_file():
         raise UsageError("the project has no Dockerfile", where=str(folder / "Dockerfile"))
-    return Project(root=folder, slug=slug, package=str(package or slug.replace("-", "_")))
+    registry = data.get("image_registry") if isinstance(data, dict) else None
+    return Project(
+        root=folder,
+        slug=slug,
+        package=str(package or slug.replace("-", "_")),
+        registry=str(registry or "registry.example.com/ml"),
+    )
 
 
 def connect() -> Any:

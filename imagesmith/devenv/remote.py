@@ -48,10 +48,22 @@ def answers(project_dir: Path) -> dict[str, Any]:
     return data
 
 
+DEV_VERSION = "0.1.0"  # the templates' project version (their manifests tag the project image the same)
+
+
+def dev_image_ref(registry: str, slug: str) -> str:
+    """The one spelling of a project's dev image: ``<image_registry>/<project_slug>-dev:<version>`` (what `dev up`
+    tags locally and deploy/dev/ pulls; templates/base/dev/macros.jinja writes the same, a test holds them)."""
+    return f"{registry}/{slug}-dev:{DEV_VERSION}"
+
+
 def dev_image(project_dir: Path, recorded: dict[str, Any] | None = None) -> str:
     """The project's dev image reference: ``<image_registry>/<project_slug>-dev:<version>``."""
     got = recorded if recorded is not None else answers(project_dir)
-    return f"{got.get('image_registry', 'registry.example.com/ml')}/{got.get('project_slug', project_dir.name)}-dev:0.1.0"
+    return dev_image_ref(
+        str(got.get("image_registry", "registry.example.com/ml")),
+        str(got.get("project_slug", project_dir.name)),
+    )
 
 
 def curated_catalog(recorded: dict[str, Any]) -> Any:

@@ -51,7 +51,7 @@ def test_the_project_is_found_from_a_subfolder(tmp_path: Path) -> None:
     assert (project.container, project.volume, project.image) == (
         "imagesmith-dev-team-job",
         "imagesmith-dev-team-job-home",
-        "imagesmith-dev/team-job:dev",
+        "registry.example.com/ml/team-job-dev:0.1.0",  # what deploy/dev/ pulls (devenv.remote.dev_image_ref)
     )
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from imagesmith.devenv import local
 from tests.devenv import local_kit
 from tests.golden import kit
 
@@ -155,7 +156,7 @@ def test_the_production_image_does_not_change(project: Path, docker_client: Any,
     assert shipped == alone
     code, out, err = kit.run(docker_client, shipped, ["-c", "import jupyterlab"], entrypoint=["python"])
     assert code != 0 and "No module named 'jupyterlab'" in err, out + err
-    dev_image = docker_client.images.get(f"imagesmith-dev/{local_kit.SLUG}:dev")
+    dev_image = docker_client.images.get(local.find_project(project).image)
     production = docker_client.images.get(shipped)
     # The dev image is the production image plus its own layers on top.
     prod_layers = production.attrs["RootFS"]["Layers"]
