@@ -268,28 +268,10 @@ OLD = "registry.example/ml/infer:cu122"  # runs on both
 
 
 def _pki(d: Path) -> dict[str, Path]:
-    def ssl_(*args: str) -> None:
-        subprocess.run(["openssl", *args], cwd=d, capture_output=True, check=True)
+    """A CA and a localhost server certificate: the webhook tests' own (one recipe for both)."""
+    from tests.fleet.test_webhook import make_pki
 
-    ssl_("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=bench CA",
-         "-keyout", "ca.key", "-out", "ca.crt", "-addext", "basicConstraints=critical,CA:TRUE",
-         "-addext", "keyUsage=critical,keyCertSign,cRLSign")  # fmt: skip
-    ssl_(
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        "/CN=localhost",
-        "-keyout",
-        "tls.key",
-        "-out",
-        "tls.csr",
-    )
-    (d / "ext.cnf").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
-    ssl_("x509", "-req", "-in", "tls.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-         "-days", "2", "-extfile", "ext.cnf", "-out", "tls.crt")  # fmt: skip
-    return {"ca": d / "ca.crt", "cert": d / "tls.crt", "key": d / "tls.key"}
+    return make_pki(d, "bench CA")
 
 
 def _review(image: str, selector: dict[str, str] | None) -> dict[str, Any]:

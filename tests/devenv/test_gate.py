@@ -14,7 +14,6 @@ import pytest
 from click.testing import CliRunner
 
 from imagesmith.contract.labels import ImageLabels
-from imagesmith.contract.sm import format_sm
 from imagesmith.devenv import gate
 from imagesmith.devenv.gate_cli import gate_command
 from imagesmith.errors import EXIT_BAD_INPUT, EXIT_ENVIRONMENT, EXIT_NEGATIVE, ImagesmithError
@@ -39,24 +38,12 @@ def curated(plan: Catalog, tag: str) -> ImageLabels:
 
 
 def torch_labels(variant: str) -> ImageLabels:
-    """The torch 2.11 <variant> image's promises, written from the matrix as images/plan.py writes them."""
-    kb = knowledge.load()
-    build = next(b for b in kb.builds("torch") if b.release == "2.11" and b.variant == variant)
-    family = kb.family(build.cuda.major)
-    toolkit = kb.toolkit_min_driver(build.cuda)
-    full = toolkit.min_driver if toolkit else None
-    floor = family.mvc_min_driver if family and family.minor_version_compatibility else full
-    sm = format_sm((c.sm for c in build.sass), (f"compute_{p.major}{p.minor}" for p in build.ptx))
-    return ImageLabels.from_labels(
-        ImageLabels(
-            framework=f"torch==2.11.0+{variant}",
-            cuda=str(build.cuda),
-            min_driver=str(floor) if floor else None,
-            full_driver=str(full) if full else None,
-            sm=tuple(sm.split(",")),
-            variant="devel",
-        ).to_labels()
-    )
+    """The torch 2.11 <variant> dev image's promises: the fleet tests' labels (written from the matrix as
+    images/plan.py writes them), as the devel variant."""
+    from imagesmith.contract.record import replace
+    from tests.fleet.conftest import torch_labels as fleet_labels
+
+    return replace(ImageLabels.from_labels(fleet_labels(variant)), variant="devel")
 
 
 # ---- the data ------------------------------------------------------------------------------------------------
