@@ -211,3 +211,21 @@ def _as_replaced(value: object) -> object:
     if isinstance(value, tuple):
         return tuple(_as_replaced(v) for v in value)
     return value
+
+
+def test_a_load_segment_whose_offset_and_address_disagree_is_refused_as_ld_so_refuses_it() -> None:
+    """Found by the fuzzing above (flip byte 184 of /bin/true to 4: a PT_LOAD's p_offset moved by 4): pyelftools
+    reads names through the section headers, we read them through the segments the loader maps; ld.so refuses
+    the file ("ELF load command address/offset not properly aligned"), and so do we."""
+    import subprocess
+    import tempfile
+
+    data = bytearray(SAMPLE)
+    data[184] = 4
+    with pytest.raises(elf.ElfError, match="not properly aligned"):
+        ours(bytes(data))
+    with tempfile.NamedTemporaryFile(suffix=".so", delete=False) as fh:
+        fh.write(bytes(data))
+    loader = subprocess.run(["/lib64/ld-linux-x86-64.so.2", "--list", fh.name], capture_output=True, text=True)
+    Path(fh.name).unlink()
+    assert loader.returncode != 0 and "aligned" in (loader.stdout + loader.stderr), loader

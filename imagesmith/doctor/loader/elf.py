@@ -128,9 +128,13 @@ def _segments(r: _Reader, fields: tuple[int, ...]) -> list[tuple[int, int, int, 
     for i in range(min(phnum, _MAX_ENTRIES)):
         off = phoff + i * phentsize
         if r.is64:
-            p_type, _flags, p_offset, p_vaddr, _paddr, p_filesz, p_memsz, _align = r.unpack("IIQQQQQQ", off)
+            p_type, _flags, p_offset, p_vaddr, _paddr, p_filesz, p_memsz, align = r.unpack("IIQQQQQQ", off)
         else:
-            p_type, p_offset, p_vaddr, _paddr, p_filesz, p_memsz, _flags, _align = r.unpack("IIIIIIII", off)
+            p_type, p_offset, p_vaddr, _paddr, p_filesz, p_memsz, _flags, align = r.unpack("IIIIIIII", off)
+        if p_type == PT_LOAD and align > 1 and (p_vaddr - p_offset) % align:
+            # ld.so refuses such a file before mapping anything (dl-load.c: "ELF load command address/offset not
+            # properly aligned"); reading its addresses through this segment would name libraries it never loads.
+            raise ElfError("ELF load command address/offset not properly aligned")
         out.append((p_type, p_offset, p_vaddr, p_filesz, p_memsz))
     return out
 
