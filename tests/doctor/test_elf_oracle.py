@@ -226,6 +226,8 @@ def test_a_load_segment_whose_offset_and_address_disagree_is_refused_as_ld_so_re
         ours(bytes(data))
     with tempfile.NamedTemporaryFile(suffix=".so", delete=False) as fh:
         fh.write(bytes(data))
-    loader = subprocess.run(["/lib64/ld-linux-x86-64.so.2", "--list", fh.name], capture_output=True, text=True)
+    loader = subprocess.run(
+        ["/lib64/ld-linux-x86-64.so.2", "--list", fh.name], capture_output=True, text=True
+    )
     Path(fh.name).unlink()
     assert loader.returncode != 0 and "aligned" in (loader.stdout + loader.stderr), loader
