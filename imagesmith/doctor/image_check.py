@@ -81,14 +81,8 @@ def check_image(facts: Facts, image: dict[str, object], kb: Knowledge) -> Diagno
             )
         )
     sm_text = ",".join(promised.sm)
-    sass: list[Capability] = []
-    ptx: list[Capability] = []
-    for bucket, tokens in ((sass, sass_of(promised.sm)), (ptx, ptx_of(promised.sm))):
-        for token in tokens:
-            try:
-                bucket.append(Capability.parse(token))
-            except ValueError:
-                continue
+    sass, _ = Capability.parse_all(sass_of(promised.sm))
+    ptx, _ = Capability.parse_all(ptx_of(promised.sm))
     if sass or ptx:
         for g in facts.probe.gpus:
             if g.cc is None:

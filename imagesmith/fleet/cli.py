@@ -113,10 +113,9 @@ def upgrade_command(
     as_json: bool, selector: str, driver: str | None, gpu: str | None, **options: Any
 ) -> None:
     """What moving the selected nodes to a driver (or GPU) would break and fix; exit 1 when something breaks."""
-    from imagesmith.contract.record import replace
     from imagesmith.fleet import render
     from imagesmith.fleet import scan as scan_mod
-    from imagesmith.fleet.gfd import NodeFacts
+    from imagesmith.fleet.gfd import NodeFacts, with_driver, with_gpu
     from imagesmith.matrix.answer import parse_driver
 
     if driver is None and gpu is None:
@@ -126,12 +125,8 @@ def upgrade_command(
     new_gpu = judge.kb.find_gpu(gpu) if gpu is not None else None
 
     def change(node: NodeFacts) -> NodeFacts:
-        out = node
-        if new_driver is not None:
-            out = replace(out, driver=new_driver, cuda_runtime=None)
-        if new_gpu is not None:
-            out = replace(out, gpu_product=new_gpu.name, capability=new_gpu.capability)
-        return out
+        out = with_driver(node, new_driver) if new_driver is not None else node
+        return with_gpu(out, new_gpu.name, new_gpu.capability) if new_gpu is not None else out
 
     nodes, found = _inputs(options)
     match = scan_mod.selector(selector)

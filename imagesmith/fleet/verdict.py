@@ -22,13 +22,7 @@ UNKNOWN = "unknown"  # the verdict when the image's labels could not be read
 
 
 def _caps(tokens: tuple[str, ...]) -> tuple[Capability, ...]:
-    out = []
-    for token in tokens:
-        try:
-            out.append(Capability.parse(token))
-        except ValueError:
-            continue
-    return tuple(out)
+    return Capability.parse_all(tokens)[0]  # a stray token promises nothing: judged without it
 
 
 def gpu_of(kb: Knowledge, node: NodeFacts) -> Gpu | None:

@@ -269,6 +269,17 @@ def choose(cands: list[Candidate], nodes: list[str]) -> tuple[Candidate, ...]:
 
 
 # ---- naming -------------------------------------------------------------------------------------------
+def driver_floors(kb: Knowledge, cuda: NvVersion) -> tuple[NvVersion | None, NvVersion | None]:
+    """(the minimum driver the image promises, the toolkit's own driver floor) for a CUDA runtime: under
+    minor-version compatibility the family's floor (R525 for 12.x), else the toolkit's; what
+    io.imagesmith.min-driver and .full-driver say."""
+    family = kb.family(cuda.major)
+    toolkit = kb.toolkit_min_driver(cuda)
+    full = toolkit.min_driver if toolkit else None
+    floor = family.mvc_min_driver if family and family.minor_version_compatibility else full
+    return floor, full
+
+
 def _cuda2(v: NvVersion) -> str:
     return str(v.truncate(2))
 
@@ -436,10 +447,7 @@ def _images(
                     base_image = _base(policy, base)
                     add(base_image)
                     parent = base_image
-                    family = kb.family(cand.cuda.major)
-                    toolkit = kb.toolkit_min_driver(cand.cuda)
-                    full = toolkit.min_driver if toolkit else None
-                    floor = family.mvc_min_driver if family and family.minor_version_compatibility else full
+                    floor, full = driver_floors(kb, cand.cuda)
                     nodes = tuple(sorted(cand.runs_on(), key=[n.name for n in policy.fleet].index))
                     for variant in variants:
                         name = _image_name(cand, base, variant)

@@ -7,6 +7,10 @@ the standard library because the doctor imports it inside slim images.
 
 from __future__ import annotations
 
+TYPE_CHECKING = False  # mypy treats this name as True; typing costs milliseconds on the verdict path
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
 # No ``re``: it costs ~6 ms to import, and the verdict path (matrix check, the doctor) must stay fast.
 
 
@@ -191,6 +195,19 @@ class Capability(NvVersion):
         if len(_CAPABILITIES) < 4096:
             _CAPABILITIES[text] = parsed
         return parsed
+
+    @classmethod
+    def parse_all(cls, tokens: Iterable[str]) -> tuple[tuple[Capability, ...], tuple[str, ...]]:
+        """The capabilities of an arch list's tokens (``sm_80``, ``compute_90``, ``8.6``), and the tokens that are
+        none: each caller decides whether a stray token is skipped or refused."""
+        parsed: list[Capability] = []
+        refused: list[str] = []
+        for token in tokens:
+            try:
+                parsed.append(cls.parse(token))
+            except ValueError:
+                refused.append(token)
+        return tuple(parsed), tuple(refused)
 
     @classmethod
     def _parse(cls, text: str) -> Capability:

@@ -99,15 +99,10 @@ def _sm_filter(image: str, promised: ImageLabels, capabilities: set[Capability])
     from imagesmith.matrix import rules
 
     def caps(tokens: tuple[str, ...]) -> tuple[Capability, ...]:
-        out = []
-        for token in tokens:
-            try:
-                out.append(Capability.parse(token))
-            except ValueError:
-                raise UsageError(
-                    f"the image's io.imagesmith.sm has {token!r}", where=f"--image {image!r}"
-                ) from None
-        return tuple(out)
+        parsed, refused = Capability.parse_all(tokens)
+        if refused:
+            raise UsageError(f"the image's io.imagesmith.sm has {refused[0]!r}", where=f"--image {image!r}")
+        return parsed
 
     sass, ptx = caps(sass_of(promised.sm)), caps(ptx_of(promised.sm))
     verdicts: dict[Capability, tuple[bool, str]] = {}

@@ -253,14 +253,7 @@ def gpu_affinity(ctx: Context, base_image: object) -> str:
         return ""
 
     def caps(tokens: tuple[str, ...]) -> list[tuple[int, int]]:
-        out = []
-        for token in tokens:
-            try:
-                cap = Capability.parse(token)
-            except ValueError:
-                continue
-            out.append((cap.major, cap.minor))
-        return out
+        return [(c.major, c.minor) for c in Capability.parse_all(tokens)[0]]
 
     floor, full = NvVersion.leading(choice.min_driver), NvVersion.leading(choice.full_driver)
     return affinity_yaml(

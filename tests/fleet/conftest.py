@@ -11,6 +11,7 @@ import pytest
 
 from imagesmith.contract.labels import ImageLabels
 from imagesmith.contract.sm import format_sm
+from imagesmith.images.plan import driver_floors
 from imagesmith.matrix import knowledge
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -21,10 +22,7 @@ def torch_labels(variant: str) -> dict[str, str]:
     """io.imagesmith.* of the curated torch 2.11 <variant> runtime image, as images/plan.py writes them."""
     kb = knowledge.load()
     build = next(b for b in kb.builds("torch") if b.release == "2.11" and b.variant == variant)
-    family = kb.family(build.cuda.major)
-    toolkit = kb.toolkit_min_driver(build.cuda)
-    full = toolkit.min_driver if toolkit else None
-    floor = family.mvc_min_driver if family and family.minor_version_compatibility else full
+    floor, full = driver_floors(kb, build.cuda)
     return ImageLabels(
         framework=f"torch==2.11.0+{variant}",
         cuda=str(build.cuda),

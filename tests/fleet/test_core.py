@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 
-from imagesmith.contract.record import replace
 from imagesmith.fleet import images, policy
-from imagesmith.fleet.gfd import node_facts
+from imagesmith.fleet.gfd import node_facts, with_driver, with_gpu
 from imagesmith.fleet.scan import Judge, admit, scan, selector, upgrade
 from imagesmith.fleet.workloads import may_land, workloads
 from imagesmith.matrix import knowledge
@@ -112,7 +111,7 @@ def test_upgrade_impact(nodes: list[Any], pods: list[dict[str, Any]], judge: Jud
         found,
         judge,
         selected=selector("nvidia.com/gpu.product=NVIDIA-A100-SXM4-80GB"),
-        change=lambda n: replace(n, driver=r580, cuda_runtime=None),
+        change=lambda n: with_driver(n, r580),
     )
     assert report.selected == ("gpu-a100-535-a", "gpu-a100-535-b")
     assert [c.image for c in report.fixed] == [CU130] and report.breaks == () and report.unchanged == 2
@@ -123,7 +122,7 @@ def test_upgrade_impact(nodes: list[Any], pods: list[dict[str, Any]], judge: Jud
         found,
         judge,
         selected=selector("nvidia.com/gpu.product=Tesla-T4"),
-        change=lambda n: replace(n, gpu_product=b200.name, capability=b200.capability, driver=r580),
+        change=lambda n: with_gpu(with_driver(n, r580), b200.name, b200.capability),
     )
     assert [(c.pod, c.image) for c in gpu_swap.breaks] == [("feature-store-0", CU126)]
     assert Code.NO_KERNEL_IMAGE in gpu_swap.breaks[0].codes

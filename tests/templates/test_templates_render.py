@@ -398,6 +398,7 @@ def test_the_affinity_admits_exactly_the_nodes_where_the_fleet_says_the_image_ru
     gpu_nodes = [n for n in nodes if n.has_gpu]
     env = Environment(extensions=[extension.ImagesmithExtension])
     checked = 0
+    outcomes = set()
     for choice in embedded_catalog().choices:
         if choice.cuda is None:
             continue
@@ -410,5 +411,7 @@ def test_the_affinity_admits_exactly_the_nodes_where_the_fleet_says_the_image_ru
             runs = image_on_node(kb, promised, node).verdict != "fails"
             assert may_land(spec, node) == runs, (choice.tag, node.name, node.describe())
             checked += 1
-    admitted = {n.name for c in embedded_catalog().choices if c.cuda for n in gpu_nodes}
-    assert checked >= 10 and admitted
+            outcomes.add(runs)
+    # Both answers occur (CUDA 13 images on the R535-R570 nodes are refused, CUDA 12 ones admitted): the
+    # equivalence is not met by an affinity that admits everything, or nothing.
+    assert checked >= 10 and outcomes == {True, False}
