@@ -90,7 +90,9 @@ def test_dev_up_runs_jupyterlab_in_the_projects_image(project: Path, docker_clie
     # The project's own environment is the kernel; a cell imports the (editable, mounted) project and
     # prints the CUDA runtime the image's label promises.
     status, body = local_kit.http(lab, "/api/kernelspecs")
-    assert local_kit.PACKAGE in json.loads(body)["kernelspecs"]
+    specs = json.loads(body)
+    # One kernel, the project's, and the default (no second name for the same /opt/venv).
+    assert set(specs["kernelspecs"]) == {local_kit.PACKAGE} and specs["default"] == local_kit.PACKAGE, specs
     code, out = local_kit.run_cell(docker_client, lab, local_kit.PACKAGE, CELL)
     assert code == 0, out
     assert f"project {local_kit.PACKAGE} /app/src/{local_kit.PACKAGE}/__init__.py" in out
