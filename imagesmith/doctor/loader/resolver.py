@@ -111,6 +111,7 @@ class Resolver:
         self.main: LoadedObject | None = None
         self._dirs: dict[str, DirEntries | None] = {}
         self._dirs_by_identity: dict[tuple[int, int], DirEntries | None] = {}
+        self._subdirs_of: dict[str, list[tuple[str, DirEntries]]] = {}
         self._elf: dict[str, tuple[elf.ElfInfo | None, str | None, tuple[int, int]]] = {}
         self._elf_by_identity: dict[tuple[int, int], elf.ElfInfo] = {}
         self._by_identity: dict[tuple[int, int], LoadedObject] = {}
@@ -249,24 +250,32 @@ class Resolver:
         listing = self._listing(base)
         if listing is None:
             return []
-        found = []
-        if self.config.hwcaps and "glibc-hwcaps" in listing:
-            for sub in self.config.hwcaps:
-                sub_dir = f"{base.rstrip('/')}/glibc-hwcaps/{sub}"
-                entries = self._listing(sub_dir)
-                if entries is not None and name in entries:
-                    found.append(f"{sub_dir}/{name}")
-        for sub in self.config.legacy_subdirs:
-            if sub.split("/", 1)[0] not in listing:
-                continue
-            sub_dir = f"{base.rstrip('/')}/{sub}"
-            entries = self._listing(sub_dir)
-            if entries is not None and name in entries:
-                found.append(f"{sub_dir}/{name}")
+        found = [f"{sub_dir}/{name}" for sub_dir, entries in self._subdirs(base, listing) if name in entries]
         if name in listing:
             found.append(f"{base.rstrip('/')}/{name}")
         # Relative elements (and the empty one, the cwd) are reported as absolute paths.
         return found
+
+    def _subdirs(self, base: str, listing: DirEntries) -> list[tuple[str, DirEntries]]:
+        """The hwcaps subdirectories of ``base`` that exist, in glibc's order: glibc-hwcaps/<name> first,
+        then (before 2.37) the legacy ones. Found once per directory, not once per name looked up there
+        (a 2.36 loader has 15 legacy subdirectories to consider)."""
+        if base not in self._subdirs_of:
+            out: list[tuple[str, DirEntries]] = []
+            prefix = base.rstrip("/")
+            if self.config.hwcaps and "glibc-hwcaps" in listing:
+                for sub in self.config.hwcaps:
+                    entries = self._listing(f"{prefix}/glibc-hwcaps/{sub}")
+                    if entries is not None:
+                        out.append((f"{prefix}/glibc-hwcaps/{sub}", entries))
+            for sub in self.config.legacy_subdirs:
+                if sub.split("/", 1)[0] not in listing:
+                    continue
+                entries = self._listing(f"{prefix}/{sub}")
+                if entries is not None:
+                    out.append((f"{prefix}/{sub}", entries))
+            self._subdirs_of[base] = out
+        return self._subdirs_of[base]
 
     def _steps(self, requester: LoadedObject | None, name: str) -> list[tuple[str, list[str]]]:
         """(via, directories) in search order; the cache step carries file paths instead."""
