@@ -224,12 +224,21 @@ def _run_doctor(argv: list[str]) -> int:
         sys.stdout.write(DOCTOR_HELP)
         return 0
     root = _check_root(args.root)
-    from imagesmith.doctor import collect, render, rules
-    from imagesmith.doctor.loader.jsonout import dumps
-    from imagesmith.matrix import knowledge
+    from imagesmith.doctor import collect
 
-    facts = collect.collect(root=root, probe=not args.no_probe, probe_timeout=args.probe_timeout)
-    kb = knowledge.load()
+    gathering = collect.start(root=root, probe=not args.no_probe, probe_timeout=args.probe_timeout)
+    try:
+        # Imported and loaded while the probe child loads the driver libraries (its fork and ctypes are the
+        # longest single wait of the doctor on a GPU node), not after it has answered.
+        from imagesmith.doctor import render, rules
+        from imagesmith.doctor.loader.jsonout import dumps
+        from imagesmith.matrix import knowledge
+
+        kb = knowledge.load()
+    except BaseException:
+        gathering.cancel()
+        raise
+    facts = gathering.finish()
     if args.image:
         # The registry is imported only here: the plain doctor and `why` never pay for it.
         from imagesmith.doctor.image_check import check_image, unreadable
