@@ -93,7 +93,7 @@ def test_a_reader_that_leaves_early_gets_no_traceback(tree: Path) -> None:
 FORBIDDEN = (
     "click", "typing", "dataclasses", "re", "pathlib", "json", "csv", "enum", "argparse", "inspect", "subprocess",
     "shutil", "tomllib", "importlib.metadata", "importlib.resources", "ctypes", "signal", "threading", "glob",
-    "fnmatch", "tempfile", "yaml", "jinja2", "rich", "packaging", "docker", "elftools", "pynvml",
+    "fnmatch", "tempfile", "_ctypes", "yaml", "jinja2", "rich", "packaging", "docker", "elftools", "pynvml",
 )  # fmt: skip
 
 
