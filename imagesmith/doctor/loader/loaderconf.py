@@ -96,7 +96,7 @@ class LoaderQuery:
 
     Started before the caller's own work (``start``), so the two loaders run while the doctor imports its
     modules and checks its input; what stays on the doctor's path is ``posix_spawn`` itself, which returns
-    once the kernel has begun each exec (~0.5 ms apiece on a small VM; ``os.fork`` measured no better).
+    once the kernel has begun each exec (``os.fork`` measured no better).
     posix_spawn and pipes instead of the subprocess module (whose import costs more than both runs)
     and no shell in between: distroless images have no /bin/sh.
     """
