@@ -12,8 +12,16 @@ from imagesmith.errors import EnvironmentProblem
 
 TARGETS = ("local", "k8s", "sky")
 
+BUILT_HELP = (
+    "k8s/sky: judge the dev image's own labels, read from its registry without pulling (after `dev push`), "
+    "instead of the plan's description of the image the dev stage builds on."
+)
+CA_CERT_HELP = (
+    "PEM of a TLS-intercepting proxy or private index, served to the build only (never in a layer)."
+)
 
-def _remote(target: str, *, apply: bool) -> int:
+
+def _remote(target: str, *, apply: bool, built: bool = False) -> int:
     # ---- HOOK for the remote targets (issue 15 items 3 and 4): imagesmith.devenv.remote.up -----------------
     # `dev up --target k8s|sky` and `dev render` hand over to remote.up(project_dir, target, apply=...), which
     # renders (and, with apply, applies) the spec after the gate; whatever it returns is printed as is.
@@ -26,7 +34,7 @@ def _remote(target: str, *, apply: bool) -> int:
         raise EnvironmentProblem(
             f"the {target} target is not available in this imagesmith (imagesmith.devenv.remote is missing)"
         ) from None
-    answer = remote.up(project.root, target, apply=apply)
+    answer = remote.up(project.root, target, apply=apply, built=built)
     if answer is not None:
         click.echo(str(answer))
     return 0
@@ -71,23 +79,22 @@ def dev() -> None:
 @click.option(
     "--apply", is_flag=True, help="k8s/sky: apply the spec when the tool is installed and configured."
 )
-@click.option(
-    "--ca-cert",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="PEM of a TLS-intercepting proxy or private index, served to the build only (never in a layer).",
-)
+@click.option("--built", is_flag=True, help=BUILT_HELP)
+@click.option("--ca-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path), help=CA_CERT_HELP)
 @click.option(
     "--timeout", type=float, default=180.0, show_default=True, help="Seconds to wait for JupyterLab."
 )
 @click.option("--verbose", "-v", is_flag=True, help="Show the build's output.")
-def up_command(target: str, apply: bool, ca_cert: Path | None, timeout: float, verbose: bool) -> int:
+def up_command(
+    target: str, apply: bool, built: bool, ca_cert: Path | None, timeout: float, verbose: bool
+) -> int:
     """Build the dev image (docker build --target dev), start it and print JupyterLab's URL.
 
     The project is mounted at its path in the image, the home (/home/app) is a named volume, GPUs are
     requested when the engine has the NVIDIA runtime. A second `up` reuses the running container.
     """
     if target != "local":
-        return _remote(target, apply=apply)
+        return _remote(target, apply=apply, built=built)
     from imagesmith.builder.certserve import read_pem
     from imagesmith.devenv import local
 
@@ -111,9 +118,31 @@ def print_nothing(_line: str) -> None:
 
 @dev.command("render")
 @click.option("--target", type=click.Choice(TARGETS[1:]), required=True, help="The remote target to render.")
-def render_command(target: str) -> int:
+@click.option("--built", is_flag=True, help=BUILT_HELP)
+def render_command(target: str, built: bool) -> int:
     """Print the rendered remote spec for TARGET without applying it."""
-    return _remote(target, apply=False)
+    return _remote(target, apply=False, built=built)
+
+
+@dev.command("push")
+@click.option("--ca-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path), help=CA_CERT_HELP)
+@click.option("--verbose", "-v", is_flag=True, help="Show the build's and the push's output.")
+def push_command(ca_cert: Path | None, verbose: bool) -> int:
+    """Build the dev image and push it as <image_registry>/<slug>-dev:<version>, what deploy/dev/ pulls.
+
+    Uses the engine's credentials (docker login). Then `imagesmith dev up --target k8s|sky --built` judges the
+    pushed image itself before anything starts.
+    """
+    from imagesmith.builder.certserve import read_pem
+    from imagesmith.devenv import local
+
+    project = local.find_project(Path.cwd())
+    pem = read_pem(ca_cert) if ca_cert is not None else None
+    echo = lambda line: click.echo(line, err=True)  # noqa: E731
+    pushed = local.push(project, ca_cert=pem, log=echo if verbose else print_nothing, progress=echo)
+    click.echo(f"pushed {pushed.ref}" + (f"@{pushed.digest}" if pushed.digest else ""))
+    click.echo("next: imagesmith dev up --target k8s|sky --built (the gate reads the pushed image's labels)")
+    return 0
 
 
 @dev.command("down")

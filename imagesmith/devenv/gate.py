@@ -460,9 +460,11 @@ def _fixes(
     )
     for choice in candidates:
         if _runs(kb, labels_of(choice), target):
+            # A project answers its shipped base; its dev stage follows that base's devel twin.
+            answer = choice.parent_tag if choice.variant == "devel" and choice.parent_tag else choice.tag
             fixes.append(
                 f"build the dev image on the curated image {choice.tag} (CUDA {choice.cuda}), which runs there: "
-                f"copier update --trust --defaults -d base_image={choice.tag}"
+                f"copier update --trust --defaults -d base_image={answer}"
             )
             break
     if isinstance(target, InstanceTarget):

@@ -305,6 +305,52 @@ def up(
     )
 
 
+@dataclass(frozen=True, kw_only=True)
+class PushResult:
+    ref: str  # <image_registry>/<slug>-dev:<version>, what deploy/dev/ pulls
+    image_id: str
+    digest: str | None  # the manifest digest the registry answers for the tag after the push
+
+
+def push(
+    project: Project,
+    *,
+    ca_cert: bytes | None = None,
+    log: Callable[[str], None] = lambda _line: None,
+    progress: Callable[[str], None] = lambda _line: None,
+) -> PushResult:
+    """Build the dev image (the layer cache makes this a no-op after ``up``) and push it under the name the
+    remote targets pull, so that ``deploy/dev/`` and the gate (``dev up --target ... --built``) find it."""
+    from imagesmith.builder import engine
+    from imagesmith.contract.tags import ImageRef
+
+    client = connect()
+    progress(f"building {project.image} (docker build --target dev) ...")
+    image_id = build(client, project, ca_cert=ca_cert, log=log)
+    progress(f"pushing {project.image} ...")
+    error = engine.push(client, project.image, log)
+    if error is not None:
+        host = ImageRef.parse(project.image).registry or "docker.io"
+        raise EnvironmentProblem(
+            f"push of {project.image} failed: {error}",
+            where=f"{ANSWERS_FILE}: image_registry",
+            hint=f"log in to {host} (docker login {host}), or answer another image_registry with copier update",
+        )
+    return PushResult(ref=project.image, image_id=image_id, digest=_pushed_digest(client, project.image))
+
+
+def _pushed_digest(client: Any, ref: str) -> str | None:
+    """The registry's digest of ``ref`` as the engine recorded it on push (RepoDigests)."""
+    from imagesmith.contract.tags import ImageRef
+
+    repository = ImageRef.parse(ref).repository
+    for entry in client.api.inspect_image(ref).get("RepoDigests") or []:
+        name, _, digest = str(entry).partition("@")
+        if name == repository and digest:
+            return digest
+    return None
+
+
 def down(project: Project, *, purge: bool = False) -> list[str]:
     """Stop and remove the container; ``purge`` removes the home volume too. What was removed."""
     from docker.errors import NotFound

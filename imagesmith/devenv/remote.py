@@ -78,8 +78,8 @@ def curated_catalog(recorded: dict[str, Any]) -> Any:
 def image_labels(project_dir: Path, *, built: bool = False) -> tuple[str, ImageLabels]:
     """(what is judged, its labels). ``built``: the dev image's own labels, read from its registry without pulling
     (``imagesmith.registry.facts``). Otherwise those of the curated image the Dockerfile's ``dev`` stage builds on
-    (the project's ``base_image``: ``FROM app AS dev``, ``app`` being ``FROM ${BASE_IMAGE}``), as the template's
-    ``base_images/plan.json`` describes it."""
+    (the devel twin of the project's ``base_image``, ``FROM ${DEV_BASE_IMAGE} AS dev``; the ``base_image`` itself
+    when the plan has no twin, ``FROM app AS dev``), as the template's ``base_images/plan.json`` describes it."""
     recorded = answers(project_dir)
     if built:
         from imagesmith.registry.facts import image_facts
@@ -90,14 +90,14 @@ def image_labels(project_dir: Path, *, built: bool = False) -> tuple[str, ImageL
 
     base = str(recorded.get("base_image") or "")
     cat = curated_catalog(recorded)
-    choice = cat.known().get(base)
+    choice = cat.dev_base(base) or cat.known().get(base)
     if choice is None:
         raise UsageError(
             f"{base!r} is not a curated image of {cat.source}",
             where=f"{ANSWERS}: base_image",
             hint="judge the built dev image instead (--built), or copier update -d base_image=<curated tag>",
         )
-    return base, labels_of(choice)
+    return choice.tag, labels_of(choice)
 
 
 def _current_context() -> str | None:
@@ -258,7 +258,7 @@ def up(
     shown = " ".join(argv)
     lines = [f"gate: {answer.one_line()} ({answer.seconds * 1000:.1f} ms)"]
     if not applying:
-        why = "not applied (apply=False)" if not apply else missing
+        why = "not applied (no --apply)" if not apply else missing
         lines.append(f"{why}; run from {project_dir}: {shown}")
         lines.append(_then(project_dir, target))
         return "\n".join(lines)

@@ -42,6 +42,7 @@ class CuratedChoice:
     min_driver: str | None = None
     full_driver: str | None = None  # the toolkit's own driver floor (what JIT-compiling its PTX needs)
     sm: tuple[str, ...] = ()
+    parent_tag: str | None = None  # the curated image this one is built FROM (a devel image's runtime twin)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,6 +60,18 @@ class Catalog:
             for ref in (choice.tag, *choice.aliases):
                 refs.setdefault(ref, choice)
         return refs
+
+    def dev_base(self, ref: str) -> CuratedChoice | None:
+        """The curated image a project's dev environment builds on when it ships on ``ref``: its devel twin
+        (the devel image built FROM it: the same framework build plus the toolchain), ``ref`` itself when it
+        is a devel image, ``None`` when the plan has no devel image over it (the plain base: the dev stage
+        then builds on the production stage)."""
+        choice = self.known().get(ref)
+        if choice is None:
+            return None
+        if choice.variant == "devel":
+            return choice
+        return next((c for c in self.choices if c.variant == "devel" and c.parent_tag == choice.tag), None)
 
 
 def _major_minor(version: str | None) -> str | None:
@@ -82,6 +95,7 @@ def _variant(image: plan_json.PlannedImage) -> str:
 def from_plan_json(path: Path, *, source: str | None = None) -> Catalog:
     """The choices of a rendered plan (its Dockerfiles need not be there: only tags and coverage count)."""
     plan = plan_json.load(path, check_files=False)
+    tags = {image.name: image.tag for image in plan.images}
     choices = tuple(
         CuratedChoice(
             tag=image.tag,
@@ -95,6 +109,7 @@ def from_plan_json(path: Path, *, source: str | None = None) -> Catalog:
             min_driver=ImageLabels.from_labels(image.label_dict).min_driver,
             full_driver=ImageLabels.from_labels(image.label_dict).full_driver,
             sm=ImageLabels.from_labels(image.label_dict).sm,
+            parent_tag=tags.get(image.parent) if image.parent else None,
         )
         for image in plan.images
     )
@@ -114,6 +129,7 @@ def from_policy(path: Path | None, *, source: str | None = None) -> Catalog:
     # An explicit path only: `load_policy(None)` would read ./imagesmith.yaml wherever copier runs.
     policy = embedded_policy(kb) if path is None else load_policy(path, kb)
     plan = make_plan(kb, policy)
+    tags = {image.name: image.tag for image in plan.images}
     choices = tuple(
         CuratedChoice(
             tag=image.tag,
@@ -127,6 +143,7 @@ def from_policy(path: Path | None, *, source: str | None = None) -> Catalog:
             min_driver=str(image.min_driver) if image.min_driver else None,
             full_driver=str(image.full_driver) if image.full_driver else None,
             sm=parse_sm(image.sm),
+            parent_tag=tags.get(image.parent) if image.parent else None,
         )
         for image in plan.images
     )

@@ -267,6 +267,16 @@ def gpu_affinity(ctx: Context, base_image: object) -> str:
 
 
 @pass_context
+def dev_base_image(ctx: Context, base_image: object) -> str:
+    """The curated image the Dockerfile's ``dev`` stage builds on: the devel twin of ``base_image`` in the
+    template's plan (the same framework build with the toolchain: compilers, the CUDA compiler tools, headers), or "" when the plan
+    has none (the plain base image, or a recorded tag a newer plan retired): the dev stage then builds on the
+    production stage."""
+    choice = _catalog(ctx).dev_base(_optional(base_image) or "")
+    return choice.tag if choice else ""
+
+
+@pass_context
 def constraints(ctx: Context, base_image: object) -> str:
     """The curated image's pins as a constraints file, from the template repository's locks."""
     return pins.constraints_for(template_source(ctx), _optional(base_image) or "")
@@ -300,4 +310,5 @@ class ImagesmithExtension(Extension):
             imagesmith_constraints=constraints,
             imagesmith_gpu_affinity=gpu_affinity,
             imagesmith_pinned=pinned,
+            imagesmith_dev_base_image=dev_base_image,
         )

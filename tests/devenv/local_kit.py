@@ -1,7 +1,7 @@
 """Helpers for the local dev environment's Docker tests: one generated project whose image builds here.
 
-The cheapest project that exercises the whole path: a team policy with one small CUDA-runtime line
-(cuda 12.9 wheels on the debootstrapped bookworm base, ~1 min cold, cached after), built locally with
+The cheapest project that exercises the whole path: a team policy with one small CUDA line, runtime and its
+devel twin (cuda 12.9 wheels on the debootstrapped bookworm base, plus the toolchain; cached after), built locally with
 `imagesmith build` (no registry: a library project follows the tag, it pins no digest), and a `library`
 project copied from that team repository at tag v1 with real copier and git. The slug is fixed so the
 engine's layer cache serves the next session too.
@@ -49,13 +49,14 @@ def project(root: Path, os_base: str) -> Path:
     """The generated library project (made once per session), FROM the team's cuda 12.9 runtime image."""
     if "project" in _made:
         return _made["project"]
-    repo = kit.team_repository(root / "team", kit.team_policy(REGISTRY, os_base))
+    repo = kit.team_repository(root / "team", kit.team_policy(REGISTRY, os_base, variants="[runtime, devel]"))
     git(repo, "tag", "v1")
     built = kit.imagesmith(
         "build", "--ca-cert", str(kit.HOST_CA), "--output-dir", str(root / "out"), cwd=repo
     )
     assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-2000:]
     runtime = next(i for i in kit.plan(repo)["images"] if i["variant"] == "runtime")
+    _made["team"] = repo
     dst = root / SLUG
     copied = kit.copy_project(
         repo,
@@ -70,6 +71,12 @@ def project(root: Path, os_base: str) -> Path:
     commit_all(dst, "start")
     _made["project"] = dst
     return dst
+
+
+def team(root: Path, os_base: str) -> Path:
+    """The team's template repository the project came from, its curated images built on this engine."""
+    project(root, os_base)
+    return _made["team"]
 
 
 def dev(*args: str, cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess[str]:

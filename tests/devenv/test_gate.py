@@ -92,6 +92,8 @@ def test_refuses_torch_cu130_on_an_aws_instance_whose_image_ships_r535_or_r570(
     assert answer.provider_image is not None and answer.provider_image.driver == driver
     # The nearest fixes: the curated CUDA 12.6 image of the plan, and the current EKS node image (R580).
     assert answer.fixes[0].startswith(f"build the dev image on the curated image {CU126} (CUDA 12.6)")
+    # ...which a project gets by answering the devel image's runtime twin (its shipped base).
+    assert answer.fixes[0].endswith(f"-d base_image={CU126.replace('-devel-', '-runtime-')}")
     assert any("eks-al2023-nvidia-v20260714 (driver 580.159.03" in f for f in answer.fixes)
     with pytest.raises(gate.GateRefused) as caught:
         answer.raise_unless_pass()

@@ -1,5 +1,6 @@
 """`imagesmith dev up|down|status|logs` on the real engine, in a project generated from the template repository:
-the dev stage builds on top of the production stage without changing it, JupyterLab answers with a token,
+the dev stage builds on the curated devel twin of the project's base without changing the image you ship,
+JupyterLab answers with a token,
 a cell runs in the project's kernel and prints the CUDA runtime the image's label promises, a second `up` is
 a no-op, and `down` then `up` keeps the home volume."""
 
@@ -17,6 +18,7 @@ import pytest
 from imagesmith.devenv import local
 from tests.devenv import local_kit
 from tests.golden import kit
+from tests.templates.templates_kit import answers
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -141,7 +143,8 @@ def test_down_then_up_keeps_the_home_volume(project: Path, docker_client: Any) -
 
 def test_the_production_image_does_not_change(project: Path, docker_client: Any, tmp_path: Path) -> None:
     """The image you ship is the same with and without the dev stage: the Dockerfile cut at the dev stage
-    and the full one (default target, the last stage) give the same image ID, without JupyterLab in it."""
+    and the full one (default target, the last stage) give the same image ID, without JupyterLab in it; the dev
+    image is on the devel twin, with the toolchain the production image lacks."""
     text = (project / "Dockerfile").read_text(encoding="utf-8")
     marker = "\n# ---- dev: "
     assert marker in text and text.rstrip().endswith("FROM app")
@@ -158,6 +161,27 @@ def test_the_production_image_does_not_change(project: Path, docker_client: Any,
     assert code != 0 and "No module named 'jupyterlab'" in err, out + err
     dev_image = docker_client.images.get(local.find_project(project).image)
     production = docker_client.images.get(shipped)
-    # The dev image is the production image plus its own layers on top.
-    prod_layers = production.attrs["RootFS"]["Layers"]
-    assert dev_image.attrs["RootFS"]["Layers"][: len(prod_layers)] == prod_layers
+    # The dev image is the curated devel twin of the production base plus its own layers; the devel twin is the
+    # production base plus the toolchain. So production and dev share every layer of the curated runtime image.
+    recorded = answers(project)
+    devel_tag = re.search(r"^ARG DEV_BASE_IMAGE=(\S+)$", text, re.MULTILINE)
+    assert devel_tag, "the dev stage names no devel base"
+    devel = docker_client.images.get(devel_tag.group(1))
+    runtime = docker_client.images.get(recorded["base_image"])
+    assert devel.labels["io.imagesmith.variant"] == "devel"
+    assert devel.labels["org.opencontainers.image.base.name"] == recorded["base_image"]
+    for lower, upper in ((runtime, devel), (devel, dev_image), (runtime, production)):
+        below = lower.attrs["RootFS"]["Layers"]
+        assert upper.attrs["RootFS"]["Layers"][: len(below)] == below
+    # What the devel base adds is in the dev environment and not in the image you ship: the C compiler and the
+    # CUDA toolkit's ptxas and headers under CUDA_HOME (PyPI's CUDA 12 compiler wheel has no nvcc driver: the
+    # plan promises nvcc for CUDA 13 devel images only).
+    toolchain = [
+        "bash",
+        "-lc",
+        'gcc --version && ptxas --version && test -f "$CUDA_HOME/include/cuda_runtime.h"',
+    ]
+    code, out, err = kit.run(docker_client, dev_image.id, toolchain, entrypoint=[])
+    assert code == 0 and "Ptx optimizing assembler" in out, out + err
+    code, out, err = kit.run(docker_client, shipped, toolchain, entrypoint=[])
+    assert code != 0, out + err

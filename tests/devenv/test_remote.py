@@ -265,10 +265,11 @@ def test_up_without_the_tool_says_exactly_what_to_run(
     text = remote.up(projects["batch"], "k8s", apply=True)
     assert "kubectl is not installed; run from" in text
     assert "kubectl apply -f deploy/dev/k8s/" in text
-    assert text.startswith("gate: pass: ghcr.io/acme/ml/torch:2.13.0-py3.11-cu12.6-runtime-bookworm on aws")
+    # What is judged is the dev stage's base: the devel twin of the project's (runtime) base_image.
+    assert text.startswith("gate: pass: ghcr.io/acme/ml/torch:2.13.0-py3.11-cu12.6-devel-bookworm on aws")
     assert "kubectl port-forward svc/my-project-dev 8888:8888" in text
     text = remote.up(projects["batch"], "sky", apply=False)
-    assert "not applied (apply=False); run from" in text
+    assert "not applied (no --apply); run from" in text
     assert "sky launch -c my-project-dev -i 60 deploy/dev/sky.yaml" in text
     # SkyPilot's AWS GPU image ships a driver the data does not know: unknown, said, never a pass.
     assert text.startswith("gate: unknown:") and "UNKNOWN_VERSION" in text
@@ -297,7 +298,7 @@ def test_dev_gate_judges_the_projects_own_files(projects: dict[str, Path]) -> No
     )
     assert done.exception is None, done.output
     assert done.output.startswith(
-        f"pass: ghcr.io/acme/ml/torch:2.13.0-py3.11-cu12.6-runtime-bookworm on gcp {itype}"
+        f"pass: ghcr.io/acme/ml/torch:2.13.0-py3.11-cu12.6-devel-bookworm on gcp {itype}"
     )
     # GKE's managed driver is not in the data: unknown, exit 3, never a pass.
     done = CliRunner().invoke(
@@ -353,10 +354,9 @@ def test_up_applies_through_kubectl_after_judging_the_clusters_pool(
     line = caught.value.one_line()
     assert caught.value.exit_code == EXIT_NEGATIVE
     assert "\n" not in line and "[DRIVER_TOO_OLD" in line
-    assert (
-        "fix: build the dev image on the curated image ghcr.io/acme/ml/torch:2.13.0-py3.11-cu12.6-runtime"
-        in line
-    )
+    fixed = "ghcr.io/acme/ml/torch:2.13.0-py3.11-cu12.6"
+    assert f"fix: build the dev image on the curated image {fixed}-devel-bookworm" in line
+    assert f"-d base_image={fixed}-runtime-bookworm" in line
     assert "apply" not in log.read_text(encoding="utf-8")
 
 

@@ -84,3 +84,51 @@ def test_an_image_without_locks_says_where_the_pins_come_from(tmp_path: Path) ->
     text = (project / ".imagesmith/constraints.txt").read_text()
     assert text.startswith("# No constraints for ") and "has no lock in the template repository" in text
     assert pins.parse_constraints(text, "c") == ()
+
+
+def test_bump_moves_each_pinned_base_line_on_its_own_and_nothing_else() -> None:
+    """The shipped base and the dev stage's devel twin are pinned on two ARG lines; a bump rewrites the lines
+    that moved (each to its own tag's digest) and drops the NOT PINNED note, leaving every other byte."""
+    from imagesmith.templating import bump
+
+    old, new, dev_new = "sha256:" + "a" * 64, "sha256:" + "b" * 64, "sha256:" + "c" * 64
+    text = (
+        "# NOT PINNED: registry down. Run `imagesmith images bump` once the registry answers.\n"
+        f"ARG BASE_IMAGE={IMAGE}@{old}\n"
+        f"ARG DEV_BASE_IMAGE={IMAGE.replace('runtime', 'devel')}\n"
+        "FROM ${BASE_IMAGE} AS app\nUSER 0\nFROM ${DEV_BASE_IMAGE} AS dev\n"
+    )
+    moves = (
+        bump.Bump(dockerfile=Path("Dockerfile"), arg="BASE_IMAGE", tag=IMAGE, old=old, new=new, changes=()),
+        bump.Bump(
+            dockerfile=Path("Dockerfile"),
+            arg="DEV_BASE_IMAGE",
+            tag=IMAGE.replace("runtime", "devel"),
+            old=None,
+            new=dev_new,
+            changes=(),
+        ),
+    )
+    out = bump.rewrite(text, moves)
+    assert f"ARG BASE_IMAGE={IMAGE}@{new}\n" in out
+    assert f"ARG DEV_BASE_IMAGE={IMAGE.replace('runtime', 'devel')}@{dev_new}\n" in out
+    assert "NOT PINNED" not in out and out.startswith(bump.PINNED_NOTE)
+    assert out.endswith("FROM ${BASE_IMAGE} AS app\nUSER 0\nFROM ${DEV_BASE_IMAGE} AS dev\n")
+    # Only the base line moved: the dev line stays byte for byte.
+    only = bump.rewrite(text, moves[:1])
+    assert f"ARG DEV_BASE_IMAGE={IMAGE.replace('runtime', 'devel')}\n" in only
+
+
+def test_bump_refuses_a_dockerfile_without_the_base_line(tmp_path: Path) -> None:
+    from imagesmith.errors import UsageError
+    from imagesmith.templating import bump
+
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text(f"ARG DEV_BASE_IMAGE={IMAGE}\nFROM ${{DEV_BASE_IMAGE}}\n", encoding="utf-8")
+    with pytest.raises(UsageError, match="no `ARG BASE_IMAGE=` line"):
+        bump.base_refs(dockerfile)
+    dockerfile.write_text(f"ARG BASE_IMAGE={IMAGE}\nARG DEV_BASE_IMAGE={IMAGE}\n", encoding="utf-8")
+    assert [(arg, line) for arg, _, line in bump.base_refs(dockerfile)] == [
+        ("BASE_IMAGE", 1),
+        ("DEV_BASE_IMAGE", 2),
+    ]

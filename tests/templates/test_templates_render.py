@@ -138,9 +138,57 @@ def test_project_is_from_a_curated_image(projects: dict[str, Path], template_rep
     base = answers(project)["base_image"]
     assert base in tags
     dockerfile = (project / "Dockerfile").read_text(encoding="utf-8")
-    assert f"ARG BASE_IMAGE={base}\nFROM ${{BASE_IMAGE}} AS app\n" in dockerfile
+    assert f"ARG BASE_IMAGE={base}\n" in dockerfile and "\nFROM ${BASE_IMAGE} AS app\n" in dockerfile
+
+
+@pytest.mark.parametrize("kind", [*TYPES, "service-cpu"])
+def test_the_dev_stage_builds_on_the_devel_twin_of_the_base(
+    projects: dict[str, Path], template_repo: Path, kind: str
+) -> None:
+    """The dev environment's base is the curated devel image built FROM the project's base (the same framework
+    build, plus the toolchain), named in the plan; a base with no devel image over it (the plain CPU base) gets the
+    production stage."""
+    project = projects[kind]
+    choices = plan_choices(template_repo)
+    base = answers(project)["base_image"]
+    twins = [c.tag for c in choices if c.variant == "devel" and c.parent_tag == base]
+    dockerfile = (project / "Dockerfile").read_text(encoding="utf-8")
+    stages = re.findall(r"^FROM (\S+) AS (\w+)$", dockerfile, re.MULTILINE)
+    if kind == "service-cpu":
+        assert twins == [] and "ARG DEV_BASE_IMAGE=" not in dockerfile
+        assert stages == [("${BASE_IMAGE}", "app"), ("app", "dev")]
+    else:
+        assert len(twins) == 1, twins
+        twin = next(c for c in choices if c.tag == twins[0])
+        shipped = next(c for c in choices if c.tag == base)
+        assert (twin.framework_version, twin.cuda, twin.python) == (
+            shipped.framework_version,
+            shipped.cuda,
+            shipped.python,
+        )
+        assert f"ARG DEV_BASE_IMAGE={twins[0]}\n" in dockerfile
+        assert stages == [("${BASE_IMAGE}", "app"), ("${DEV_BASE_IMAGE}", "dev")]
+    # `docker build .` still ships stage app.
+    assert dockerfile.rstrip().endswith("\nFROM app")
+
+
+@pytest.mark.parametrize("kind", [*TYPES, "batch-cpu"])
+def test_the_devcontainer_is_the_dev_environment(projects: dict[str, Path], kind: str) -> None:
+    """VS Code and Codespaces get what `imagesmith dev up` runs: the Dockerfile's dev stage, the checkout at /app,
+    the same home volume, the image's non-root user."""
+    from imagesmith.devenv.local import find_project
+
+    project = projects[kind]
     devcontainer = json.loads((project / ".devcontainer/devcontainer.json").read_text(encoding="utf-8"))
-    assert devcontainer["image"] == base
+    assert devcontainer["build"] == {"dockerfile": "../Dockerfile", "context": "..", "target": "dev"}
+    assert (project / ".devcontainer" / devcontainer["build"]["dockerfile"]).resolve() == (
+        project / "Dockerfile"
+    ).resolve()
+    assert devcontainer["workspaceFolder"] == "/app"
+    assert devcontainer["workspaceMount"] == "source=${localWorkspaceFolder},target=/app,type=bind"
+    volume = find_project(project).volume
+    assert devcontainer["mounts"] == [f"source={volume},target=/home/app,type=volume"]
+    assert devcontainer["remoteUser"] == "app" and "image" not in devcontainer
 
 
 def test_cpu_project_without_framework_gets_the_plain_base(
@@ -155,9 +203,10 @@ def test_dockerfile_installs_as_root_and_runs_as_the_curated_user(
     projects: dict[str, Path], kind: str
 ) -> None:
     full = (projects[kind] / "Dockerfile").read_text(encoding="utf-8")
-    # The image you ship is stage `app`; the `dev` stage builds on it and the last stage is `FROM app` again.
+    # The image you ship is stage `app`; the `dev` stage follows (on the devel twin: see the dev stage test) and
+    # the last stage is `FROM app` again.
     dockerfile, dev = full.split("\n# ---- dev: ", 1)
-    assert dev.rstrip().endswith("\nFROM app") and "\nFROM app AS dev\n" in dev
+    assert dev.rstrip().endswith("\nFROM app") and " AS dev\n" in dev
     assert (
         dev.count("\nUSER ") == 2
         and "\nUSER 0\n" in dev
