@@ -180,21 +180,29 @@ def _run_why(argv: list[str]) -> int:
         sys.stdout.write(WHY_HELP)
         return 0
     file, root_arg, as_json = parsed
-    from imagesmith.doctor.loader import elf, fsroot, loaderconf, resolver, why
-    from imagesmith.doctor.loader.jsonout import dumps
-
     root = _check_root(root_arg)
-    path = file if root == "/" else ("/" + file.lstrip("/"))
-    kind = fsroot.classify(root, os.path.abspath(path) if root == "/" else path)
-    if kind != "file":
-        why_not = {
-            "missing": "no such file",
-            "loop": "a symbolic link loop (more than 40 links to follow)",
-            "directory": "is a directory, not an ELF file",
-            "device": "a device file, not an ELF file",
-        }.get(kind, "not a regular file, not an ELF file")
-        raise UsageError(why_not, where=file)
-    config = loaderconf.detect(root=root)
+    from imagesmith.doctor.loader import loaderconf
+
+    # The container's ld.so is asked first and answers while the resolver's modules load and the file is
+    # checked: its ~1.5 ms of process starts come off the command's wall time.
+    pending = loaderconf.start(root=root)
+    try:
+        from imagesmith.doctor.loader import elf, fsroot, resolver, why
+        from imagesmith.doctor.loader.jsonout import dumps
+
+        path = file if root == "/" else ("/" + file.lstrip("/"))
+        kind = fsroot.classify(root, os.path.abspath(path) if root == "/" else path)
+        if kind != "file":
+            why_not = {
+                "missing": "no such file",
+                "loop": "a symbolic link loop (more than 40 links to follow)",
+                "directory": "is a directory, not an ELF file",
+                "device": "a device file, not an ELF file",
+            }.get(kind, "not a regular file, not an ELF file")
+            raise UsageError(why_not, where=file)
+        config = pending.result()
+    finally:
+        pending.close()
     try:
         res = resolver.why(os.path.abspath(path) if root == "/" else path, config)
     except elf.ElfError as exc:
@@ -216,12 +224,21 @@ def _run_doctor(argv: list[str]) -> int:
         sys.stdout.write(DOCTOR_HELP)
         return 0
     root = _check_root(args.root)
-    from imagesmith.doctor import collect, render, rules
-    from imagesmith.doctor.loader.jsonout import dumps
-    from imagesmith.matrix import knowledge
+    from imagesmith.doctor import collect
 
-    facts = collect.collect(root=root, probe=not args.no_probe, probe_timeout=args.probe_timeout)
-    kb = knowledge.load()
+    gathering = collect.start(root=root, probe=not args.no_probe, probe_timeout=args.probe_timeout)
+    try:
+        # Imported and loaded while the probe child loads the driver libraries (its fork and ctypes are the
+        # longest single wait of the doctor on a GPU node), not after it has answered.
+        from imagesmith.doctor import render, rules
+        from imagesmith.doctor.loader.jsonout import dumps
+        from imagesmith.matrix import knowledge
+
+        kb = knowledge.load()
+    except BaseException:
+        gathering.cancel()
+        raise
+    facts = gathering.finish()
     if args.image:
         # The registry is imported only here: the plain doctor and `why` never pay for it.
         from imagesmith.doctor.image_check import check_image, unreadable

@@ -329,56 +329,103 @@ def _edge(e: ResolvedEdge | None) -> Edge | None:
     )  # fmt: skip
 
 
-def collect(*, root: str = "/", probe: bool = True, probe_timeout: float = 10.0) -> Facts:
-    env = {k: os.environ.get(k) for k in ENV_VARS}
-    config = loaderconf.detect(root=root)
-    resolver = Resolver(config)
-    main = _main_executable(root)
-    if main is not None:
-        try:  # noqa: SIM105 - contextlib.suppress would cost the doctor ~3 ms of imports
-            resolver.load_root(main)
-        except (OSError, elf.ElfError):
-            pass  # an executable we cannot read: the model starts from nothing, as with a bare --root
-    # The probe starts now, on the copies a dlopen from the executable finds, and runs in a forked child
-    # while the model is built; in the rare case the model resolves another copy (libcuda found through
-    # libcudart's RUNPATH), that guess is cancelled and the probe restarted on the modelled copies.
-    guess = (_found(resolver.lookup("libcuda.so.1")), _found(resolver.lookup("libnvidia-ml.so.1")))
-    running = start_probe(root, *guess, probe_timeout) if probe else None
-    sites = frameworks.site_packages(root, sys.path if root == "/" else None)
-    fws = frameworks.discover(root, sites)
-    libcuda_edge, nvml_edge = _model(resolver, root, sites, fws)
-    modelled = (_found(libcuda_edge), _found(nvml_edge))
-    if probe and modelled != guess:
-        if running is not None and not isinstance(running, str):
-            from imagesmith.doctor import probe as probe_module
+class Collecting:
+    """Facts being gathered, the probe child still running: ``finish`` waits for it and returns the facts.
 
-            probe_module.cancel(running)
-        running = start_probe(root, *modelled, probe_timeout)
-    libraries = _libraries(resolver, root, sites)
-    glibc_required, glibc_by = _glibc_required(resolver, root)
-    picks = _picks(resolver, libraries)
-    kernel = kernel_module_version(root)
-    conf = tuple(sorted(fsroot.listdir(root, "/etc/ld.so.conf.d") or ()))
-    result = finish_probe(running)
-    llp = tuple((config.ld_library_path or "").replace(";", ":").split(":")) if config.ld_library_path else ()
-    return Facts(
-        root=root,
-        env=env,
-        ld_library_path=llp,
-        device_nodes=device_nodes(root),
-        proc_gpus=proc_gpu_count(root),
-        kernel_module=kernel,
-        kernel_nv=NvVersion.leading(kernel),
-        picks=picks,
-        device_errors=_device_errors(root),
-        libraries=libraries,
-        libcuda=_edge(libcuda_edge),
-        nvml=_edge(nvml_edge),
-        probe=result,
-        frameworks=fws,
-        glibc_version=config.glibc_version,
-        glibc_required=glibc_required,
-        glibc_required_by=glibc_by,
-        ld_conf_files=conf,
-        loader_system_dirs=config.system_dirs,
-    )
+    The doctor does its own work in between (imports the rules, loads the matrix) while the child loads
+    the driver libraries: on a GPU node that child's start (fork, then ctypes) is the longest single wait.
+    """
+
+    __slots__ = (
+        "_conf", "_config", "_env", "_fws", "_glibc_by", "_glibc_required", "_kernel", "_libcuda",
+        "_libraries", "_nvml", "_picks", "_root", "_running",
+    )  # fmt: skip
+
+    def __init__(self, *, root: str, probe: bool, probe_timeout: float) -> None:
+        self._root = root
+        self._env = {k: os.environ.get(k) for k in ENV_VARS}
+        config = self._config = loaderconf.detect(root=root)
+        resolver = Resolver(config)
+        main = _main_executable(root)
+        if main is not None:
+            try:  # noqa: SIM105 - contextlib.suppress would cost the doctor ~3 ms of imports
+                resolver.load_root(main)
+            except (OSError, elf.ElfError):
+                pass  # an executable we cannot read: the model starts from nothing, as with a bare --root
+        # The probe starts now, on the copies a dlopen from the executable finds, and runs in a forked child
+        # while the model is built; in the rare case the model resolves another copy (libcuda found through
+        # libcudart's RUNPATH), that guess is cancelled and the probe restarted on the modelled copies.
+        guess = (_found(resolver.lookup("libcuda.so.1")), _found(resolver.lookup("libnvidia-ml.so.1")))
+        running = start_probe(root, *guess, probe_timeout) if probe else None
+        try:
+            sites = frameworks.site_packages(root, sys.path if root == "/" else None)
+            fws = frameworks.discover(root, sites)
+            libcuda_edge, nvml_edge = _model(resolver, root, sites, fws)
+            modelled = (_found(libcuda_edge), _found(nvml_edge))
+            if probe and modelled != guess:
+                _cancel(running)
+                running = None  # cancelled: the handler below must not cancel it twice
+                running = start_probe(root, *modelled, probe_timeout)
+            libraries = _libraries(resolver, root, sites)
+            self._glibc_required, self._glibc_by = _glibc_required(resolver, root)
+            self._libraries = libraries
+            self._picks = _picks(resolver, libraries)
+            self._kernel = kernel_module_version(root)
+            self._conf = tuple(sorted(fsroot.listdir(root, "/etc/ld.so.conf.d") or ()))
+            self._libcuda, self._nvml, self._fws = _edge(libcuda_edge), _edge(nvml_edge), fws
+        except BaseException:
+            _cancel(running)
+            raise
+        self._running = running
+
+    def cancel(self) -> None:
+        """Give up: the probe child (if any) is killed and reaped."""
+        _cancel(self._running)
+        self._running = None
+
+    def finish(self) -> Facts:
+        root, config, kernel = self._root, self._config, self._kernel
+        result = finish_probe(self._running)
+        self._running = None
+        llp = (
+            tuple((config.ld_library_path or "").replace(";", ":").split(":"))
+            if config.ld_library_path
+            else ()
+        )
+        return Facts(
+            root=root,
+            env=self._env,
+            ld_library_path=llp,
+            device_nodes=device_nodes(root),
+            proc_gpus=proc_gpu_count(root),
+            kernel_module=kernel,
+            kernel_nv=NvVersion.leading(kernel),
+            picks=self._picks,
+            device_errors=_device_errors(root),
+            libraries=self._libraries,
+            libcuda=self._libcuda,
+            nvml=self._nvml,
+            probe=result,
+            frameworks=self._fws,
+            glibc_version=config.glibc_version,
+            glibc_required=self._glibc_required,
+            glibc_required_by=self._glibc_by,
+            ld_conf_files=self._conf,
+            loader_system_dirs=config.system_dirs,
+        )
+
+
+def _cancel(running: probe_mod.Running | str | None) -> None:
+    if running is not None and not isinstance(running, str):
+        from imagesmith.doctor import probe as probe_module
+
+        probe_module.cancel(running)
+
+
+def start(*, root: str = "/", probe: bool = True, probe_timeout: float = 10.0) -> Collecting:
+    """Begin gathering the facts; ``finish()`` on the result completes them (``collect`` is both)."""
+    return Collecting(root=root, probe=probe, probe_timeout=probe_timeout)
+
+
+def collect(*, root: str = "/", probe: bool = True, probe_timeout: float = 10.0) -> Facts:
+    return start(root=root, probe=probe, probe_timeout=probe_timeout).finish()

@@ -3,8 +3,9 @@
 It runs in a forked child, never in the doctor's own process: a hanging driver call, a crash in a broken
 library or CUDA state cannot affect the doctor, which enforces a hard timeout and kills the child. Forking
 (rather than starting a second interpreter, ~11 ms, plus pynvml, ~35 ms to import) keeps the full doctor
-on a GPU node within 2.5x interpreter start. NVML is called through ctypes with the same entry points the
-official bindings (nvidia-ml-py) use. Standard library only; each step's facts travel to the parent as
+on a GPU node within 2.5x interpreter start. NVML is called through ctypes' C layer (``dlcall``: the
+``ctypes`` package costs the child ~1.6 ms more to import) with the same entry points the official bindings
+(nvidia-ml-py) use. Standard library only; each step's facts travel to the parent as
 soon as they exist (``marshal`` records on a pipe), so a cuInit that hangs still leaves NVML's answers.
 """
 
@@ -14,7 +15,7 @@ import os
 
 TYPE_CHECKING = False  # mypy treats this name as True
 if TYPE_CHECKING:
-    import ctypes
+    from imagesmith.doctor import dlcall as dl
 
 Record = dict[str, object]
 
@@ -107,8 +108,8 @@ def _send(fd: int, record: Record) -> None:
 
 
 def _child(fd: int, libcuda: str | None, nvml: str | None) -> None:
-    global ctypes  # imported here, in the child only: the parent never pays for it
-    import ctypes
+    global dl  # imported here, in the child only: the parent never pays for it
+    from imagesmith.doctor import dlcall as dl
 
     # NVML first: its facts reach the parent before a cuInit that may hang.
     if nvml:
@@ -123,13 +124,13 @@ def _child(fd: int, libcuda: str | None, nvml: str | None) -> None:
 
 def _libcuda(path: str, out: Record) -> None:
     try:
-        lib = ctypes.CDLL(path)
+        lib = dl.CDLL(path)
     except OSError as exc:
         out["libcuda_error"] = str(exc)
         return
-    version = ctypes.c_int(0)
+    version = dl.c_int(0)
     try:
-        out["cu_driver_version_rc"] = int(lib.cuDriverGetVersion(ctypes.byref(version)))
+        out["cu_driver_version_rc"] = int(lib.cuDriverGetVersion(dl.byref(version)))
         out["cu_driver_version"] = version.value
         out["cu_init"] = int(lib.cuInit(0))
     except AttributeError as exc:
@@ -143,7 +144,7 @@ _DRIVER = 80  # NVML_SYSTEM_DRIVER_VERSION_BUFFER_SIZE
 
 def _nvml(path: str, out: Record) -> None:
     try:
-        lib = ctypes.CDLL(path)
+        lib = dl.CDLL(path)
     except OSError as exc:
         out["nvml_error"] = str(exc)
         return
@@ -153,7 +154,7 @@ def _nvml(path: str, out: Record) -> None:
             describe = lib.nvmlErrorString
         except AttributeError:
             return f"NVML error {rc}"
-        describe.restype = ctypes.c_char_p
+        describe.restype = dl.c_char_p
         text = describe(rc)
         return text.decode(errors="replace") if text else f"NVML error {rc}"
 
@@ -167,20 +168,20 @@ def _nvml(path: str, out: Record) -> None:
         out["nvml_error"] = message(rc)
         return
     try:
-        buf = ctypes.create_string_buffer(_NAME)
+        buf = dl.create_string_buffer(_NAME)
         rc = int(lib.nvmlSystemGetDriverVersion(buf, _DRIVER))
         if rc != NVML_SUCCESS:
             out["nvml_error"] = message(rc)
             return
         out["nvml_driver"] = buf.value.decode(errors="replace")
-        cuda = ctypes.c_int(0)
+        cuda = dl.c_int(0)
         get_cuda = (
             getattr(lib, "nvmlSystemGetCudaDriverVersion_v2", None) or lib.nvmlSystemGetCudaDriverVersion
         )
-        if int(get_cuda(ctypes.byref(cuda))) == NVML_SUCCESS:
+        if int(get_cuda(dl.byref(cuda))) == NVML_SUCCESS:
             out["nvml_cuda"] = cuda.value
-        count = ctypes.c_uint(0)
-        rc = int(lib.nvmlDeviceGetCount_v2(ctypes.byref(count)))
+        count = dl.c_uint(0)
+        rc = int(lib.nvmlDeviceGetCount_v2(dl.byref(count)))
         if rc != NVML_SUCCESS:
             out["nvml_error"] = message(rc)
             return
@@ -193,24 +194,21 @@ def _nvml(path: str, out: Record) -> None:
             shutdown()
 
 
-def _gpu(lib: ctypes.CDLL, index: int) -> Record:
+def _gpu(lib: dl.CDLL, index: int) -> Record:
     gpu: Record = {"index": index, "name": "?", "brand": None, "capability": None, "memory_mib": None}
-    handle = ctypes.c_void_p()
-    if int(lib.nvmlDeviceGetHandleByIndex_v2(index, ctypes.byref(handle))) != NVML_SUCCESS:
+    handle = dl.c_void_p()
+    if int(lib.nvmlDeviceGetHandleByIndex_v2(index, dl.byref(handle))) != NVML_SUCCESS:
         return gpu
-    name = ctypes.create_string_buffer(_NAME)
+    name = dl.create_string_buffer(_NAME)
     if int(lib.nvmlDeviceGetName(handle, name, _NAME)) == NVML_SUCCESS:
         gpu["name"] = name.value.decode(errors="replace")
-    brand = ctypes.c_int(0)
-    if int(lib.nvmlDeviceGetBrand(handle, ctypes.byref(brand))) == NVML_SUCCESS:
+    brand = dl.c_int(0)
+    if int(lib.nvmlDeviceGetBrand(handle, dl.byref(brand))) == NVML_SUCCESS:
         gpu["brand"] = brand.value
-    major, minor = ctypes.c_int(0), ctypes.c_int(0)
-    if (
-        int(lib.nvmlDeviceGetCudaComputeCapability(handle, ctypes.byref(major), ctypes.byref(minor)))
-        == NVML_SUCCESS
-    ):
+    major, minor = dl.c_int(0), dl.c_int(0)
+    if int(lib.nvmlDeviceGetCudaComputeCapability(handle, dl.byref(major), dl.byref(minor))) == NVML_SUCCESS:
         gpu["capability"] = f"{major.value}.{minor.value}"
-    memory = (ctypes.c_ulonglong * 3)()  # nvmlMemory_t (v1): total, free, used, in bytes
-    if int(lib.nvmlDeviceGetMemoryInfo(handle, ctypes.byref(memory))) == NVML_SUCCESS:
+    memory = (dl.c_ulonglong * 3)()  # nvmlMemory_t (v1): total, free, used, in bytes
+    if int(lib.nvmlDeviceGetMemoryInfo(handle, dl.byref(memory))) == NVML_SUCCESS:
         gpu["memory_mib"] = int(memory[0]) // (1 << 20)
     return gpu

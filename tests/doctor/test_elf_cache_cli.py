@@ -65,6 +65,37 @@ def test_ld_so_cache_formats_match_ldconfig(tmp_path: Path, fmt: str) -> None:
     if fmt != "old":
         hits = parsed.lookup("libalpha.so.1", default_flags=0x303, active_hwcaps=("x86-64-v3", "x86-64-v2"))
         assert hits[0].endswith("glibc-hwcaps/x86-64-v2/libalpha.so.1")
+    # The resolver's index (lazy for the new layout) answers every name as the full decode does.
+    data = cache.read_bytes()
+    full, index = ldcache.CacheIndex(data, ldcache.scan(data)[2]), ldcache.load_index(str(cache))
+    assert index is not None and index.keys() == full.keys()
+    for key in (*full.keys(), "libmissing.so.1", "alpha.so.1"):
+        assert index.rows(key) == full.rows(key), key
+        for hwcaps in ((), ("x86-64-v3", "x86-64-v2")):
+            assert index.lookup(key, default_flags=0x303, active_hwcaps=hwcaps) == full.lookup(
+                key, default_flags=0x303, active_hwcaps=hwcaps
+            )
+
+
+def test_lazy_cache_index_is_the_full_decode_on_this_system() -> None:
+    data = Path("/etc/ld.so.cache").read_bytes() if Path("/etc/ld.so.cache").exists() else b""
+    if not data.startswith(ldcache.NEW_MAGIC):
+        pytest.skip("no new-format /etc/ld.so.cache here")
+    full, index = ldcache.CacheIndex(data, ldcache.scan(data)[2]), ldcache.load_index("/etc/ld.so.cache")
+    assert isinstance(index, ldcache.LazyIndex)
+    names = full.keys()
+    for key in names:
+        assert index.rows(key) == full.rows(key), key
+
+
+def test_a_malformed_new_cache_is_refused_by_the_lazy_index_too(tmp_path: Path) -> None:
+    data = Path("/etc/ld.so.cache").read_bytes() if Path("/etc/ld.so.cache").exists() else b""
+    if not data.startswith(ldcache.NEW_MAGIC):
+        pytest.skip("no new-format /etc/ld.so.cache here")
+    bad = tmp_path / "ld.so.cache"
+    bad.write_bytes(data[: len(data) // 2])  # value strings cut off
+    assert ldcache.load_index(str(bad)) is None
+    assert ldcache.load(str(bad)) is None
 
 
 def test_symlink_loop_and_unreadable_dirs_do_not_hang(tmp_path: Path) -> None:

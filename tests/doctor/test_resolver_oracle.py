@@ -248,3 +248,17 @@ def test_dlopen_of_libcuda_from_real_libcudart_matches_ld_debug(
     edge = next(e for e in report["libraries"] if e["name"] == "libcuda.so.1")  # type: ignore[index]
     assert edge["kind"] == "dlopen" and edge["needed_by"] == str(cudart)
     assert edge["path"] == str(drv / "libcuda.so.1") and edge["via"] == "ld_library_path"
+
+
+@pytest.mark.parametrize("token", ["$LIB", "${LIB}", "$PLATFORM", "${PLATFORM}"])
+def test_lib_and_platform_tokens_match_ldd(tmp_path: Path, token: str) -> None:
+    """$LIB and $PLATFORM are the values ld.so --list-diagnostics reports."""
+    from imagesmith.doctor.loader import loaderconf
+
+    full = loaderconf.detect()
+    value = full.dst_lib if "LIB" in token else full.platform
+    libs = tmp_path / "app" / value
+    build_lib(libs / "libtok.so.1", "tok")
+    exe = build_exe(tmp_path / "app" / "main", needs=(("libtok.so.1", libs),), runpath=f"$ORIGIN/{token}")
+    report = agree(exe, tmp_path)
+    assert first_resolution(report)["libtok.so.1"] == str(libs / "libtok.so.1")

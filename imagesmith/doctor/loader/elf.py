@@ -124,13 +124,21 @@ def _segments(r: _Reader, fields: tuple[int, ...]) -> list[tuple[int, int, int, 
     need = 56 if r.is64 else 32
     if phentsize < need:
         raise ElfError("bad program header size")
+    count = min(phnum, _MAX_ENTRIES)
+    if phentsize == need and phoff + count * need <= r.size:
+        # The usual layout, decoded in one C-level pass (a torch tree has ~25 files of ~10 headers).
+        table = r.data[phoff : phoff + count * need]
+        headers = struct.iter_unpack(r.e + ("IIQQQQQQ" if r.is64 else "IIIIIIII"), table)
+    else:
+        headers = (
+            r.unpack("IIQQQQQQ" if r.is64 else "IIIIIIII", phoff + i * phentsize) for i in range(count)
+        )
     out = []
-    for i in range(min(phnum, _MAX_ENTRIES)):
-        off = phoff + i * phentsize
+    for h in headers:
         if r.is64:
-            p_type, _flags, p_offset, p_vaddr, _paddr, p_filesz, p_memsz, align = r.unpack("IIQQQQQQ", off)
+            p_type, _flags, p_offset, p_vaddr, _paddr, p_filesz, p_memsz, align = h
         else:
-            p_type, p_offset, p_vaddr, _paddr, p_filesz, p_memsz, _flags, align = r.unpack("IIIIIIII", off)
+            p_type, p_offset, p_vaddr, _paddr, p_filesz, p_memsz, _flags, align = h
         if p_type == PT_LOAD and align > 1 and (p_vaddr - p_offset) % align:
             # ld.so refuses such a file before mapping anything (dl-load.c: "ELF load command address/offset not
             # properly aligned"); reading its addresses through this segment would name libraries it never loads.
@@ -152,13 +160,19 @@ def _dynamic(r: _Reader, segs: list[tuple[int, int, int, int, int]]) -> list[tup
         return []
     _t, offset, _v, filesz, _m = dyn[0]
     entsize = 16 if r.is64 else 8
-    fmt = "qQ" if r.is64 else "iI"
-    out = []
-    for i in range(min(filesz // entsize, _MAX_ENTRIES)):
-        tag, val = r.unpack(fmt, offset + i * entsize)
+    count = min(filesz // entsize, _MAX_ENTRIES)
+    # The entries the file holds, in one C-level pass; running out of them before DT_NULL is the error a
+    # one-by-one read would raise at that entry.
+    present = max(0, min(count, (r.size - offset) // entsize))
+    out: list[tuple[int, int]] = []
+    for tag, val in struct.iter_unpack(
+        r.e + ("qQ" if r.is64 else "iI"), r.data[offset : offset + present * entsize]
+    ):
         if tag == DT_NULL:
-            break
+            return out
         out.append((tag, val))
+    if present < count:
+        raise ElfError("file too short")
     return out
 
 

@@ -129,6 +129,42 @@ def _checked(data: bytes, offset: int) -> int:
 
 
 def _scan_new(data: bytes, base: int, *, fmt: str) -> tuple[str, str | None, list[Row]]:
+    table = _table_new(data, base)
+    return fmt, table.generator, _new_rows(data, table)
+
+
+class NewTable:
+    """The entry table of a new-format cache as 32-bit words, six an entry (flags, key, value, osversion,
+    hwcap as two words), in the file's byte order already; string offsets are relative to ``base``."""
+
+    __slots__ = ("base", "big_endian", "generator", "hwcaps_names", "words")
+
+    def __init__(
+        self,
+        base: int,
+        words: tuple[int, ...],
+        hwcaps_names: list[str],
+        generator: str | None,
+        big_endian: bool,
+    ) -> None:
+        self.base, self.words, self.hwcaps_names = base, words, hwcaps_names
+        self.generator, self.big_endian = generator, big_endian
+
+    def row(self, data: bytes, i: int, key: str) -> Row:
+        eflags, _key, value, _osv, w0, w1 = self.words[6 * i : 6 * i + 6]
+        hi, lo = (w0, w1) if self.big_endian else (w1, w0)
+        sub = None
+        legacy = False
+        if hi or lo:
+            if (hi & ~0x3FF) == _HWCAPS_MARKER:
+                sub = self.hwcaps_names[lo] if lo < len(self.hwcaps_names) else f"#{lo}"
+            else:
+                legacy = True
+        signed = eflags - (1 << 32) if eflags & 0x80000000 else eflags
+        return (key, self.base + value, signed, sub, legacy)
+
+
+def _table_new(data: bytes, base: int) -> NewTable:
     nlibs, _len_strings, flags, ext_offset = struct.unpack_from("<IIB3xI", data, base + 20)
     endian = flags & 3
     e = ">" if endian == 3 else "<"
@@ -149,26 +185,22 @@ def _scan_new(data: bytes, base: int, *, fmt: str) -> tuple[str, str | None, lis
                 elif tag == 1:
                     idx = struct.unpack_from(e + f"{size // 4}I", data, off)
                     hwcaps_names = [_cstr(data, base + j) for j in idx]
-    start = base + 48
-    block = data[start : start + nlibs * 24]
-    if len(block) < nlibs * 24:
+    if len(data) < base + 48 + nlibs * 24:
         raise CacheError("entry table runs past the end of the file")
-    size = len(data)
-    rows: list[Row] = []
     # One C-level pass over the table; `why` has 40 ms for everything.
-    for eflags, key, value, _osv, hwcap in struct.iter_unpack(e + "iIIIQ", block):
-        sub = None
-        legacy = False
-        if hwcap:
-            if ((hwcap >> 32) & ~0x3FF) == _HWCAPS_MARKER:
-                index = hwcap & 0xFFFFFFFF
-                sub = hwcaps_names[index] if index < len(hwcaps_names) else f"#{index}"
-            else:
-                legacy = True
-        if base + value >= size:
+    words = struct.unpack_from(f"{e}{nlibs * 6}I", data, base + 48)
+    if nlibs:
+        # What decoding every entry would check, in two C-level passes: each value offset lies in the
+        # file, and the key furthest in has its terminator (so every other key has one too).
+        if base + max(words[2::6]) >= len(data):
             raise CacheError("string offset out of range")
-        rows.append((_cstr(data, base + key), base + value, eflags, sub, legacy))
-    return fmt, generator, rows
+        _cstr(data, base + max(words[1::6]))
+    return NewTable(base, words, hwcaps_names, generator, big_endian=endian == 3)
+
+
+def _new_rows(data: bytes, table: NewTable) -> list[Row]:
+    words, base = table.words, table.base
+    return [table.row(data, i, _cstr(data, base + words[6 * i + 1])) for i in range(len(words) // 6)]
 
 
 class CacheIndex:
@@ -183,8 +215,11 @@ class CacheIndex:
     def keys(self) -> tuple[str, ...]:
         return tuple(self._groups)
 
+    def rows(self, name: str) -> list[Row]:
+        return self._groups.get(name, [])
+
     def lookup(self, name: str, *, default_flags: int, active_hwcaps: tuple[str, ...]) -> tuple[str, ...]:
-        rows = self._groups.get(name)
+        rows = self.rows(name)
         if not rows:
             return ()
         entries = []
@@ -200,6 +235,45 @@ class CacheIndex:
         return cache.lookup(name, default_flags=default_flags, active_hwcaps=active_hwcaps)
 
 
+class LazyIndex(CacheIndex):
+    """A new-format (or compat) cache looked up by name without decoding the ~1,000 entries `why` never asks
+    about: a name's entries are those whose key offset is where ``name\\0`` occurs in the file (found with
+    ``bytes.find`` and ``tuple.index``, both in C). Same answers, in the same order, as ``CacheIndex``."""
+
+    def __init__(self, data: bytes, table: NewTable) -> None:
+        super().__init__(data, [])
+        self._table = table
+        self._keys = table.words[1::6]
+        self._all: CacheIndex | None = None
+
+    def keys(self) -> tuple[str, ...]:
+        if self._all is None:
+            self._all = CacheIndex(self._data, _new_rows(self._data, self._table))
+        return self._all.keys()
+
+    def rows(self, name: str) -> list[Row]:
+        data, base, keys = self._data, self._table.base, self._keys
+        needle = name.encode("utf-8", "surrogateescape") + b"\0"
+        found: list[int] = []
+        at = data.find(needle, base)
+        while at >= 0:
+            rel = at - base
+            i = _index(keys, rel, 0)
+            while i >= 0:
+                found.append(i)
+                i = _index(keys, rel, i + 1)
+            at = data.find(needle, at + 1)
+        return [self._table.row(data, i, name) for i in sorted(found)]
+
+
+def _index(values: tuple[int, ...], value: int, start: int) -> int:
+    """Where ``value`` next occurs in ``values`` from ``start``; -1 if nowhere."""
+    try:
+        return values.index(value, start)
+    except ValueError:
+        return -1
+
+
 def load(path: str) -> LdCache | None:
     """The cache at ``path``; ``None`` if absent, unreadable or malformed (glibc then skips the cache step)."""
     return _load(path, parse)
@@ -207,7 +281,21 @@ def load(path: str) -> LdCache | None:
 
 def load_index(path: str) -> CacheIndex | None:
     """Like ``load``, grouped by key and decoded lazily (what the resolver uses)."""
-    return _load(path, lambda data: CacheIndex(data, scan(data)[2]))
+    return _load(path, _index_of)
+
+
+def _index_of(data: bytes) -> CacheIndex:
+    try:
+        if data.startswith(NEW_MAGIC):
+            return LazyIndex(data, _table_new(data, 0))
+        if data.startswith(OLD_MAGIC):
+            (nlibs,) = struct.unpack_from("<I", data, 12)
+            new_at = (16 + nlibs * 12 + 7) & ~7
+            if nlibs <= _MAX_LIBS and data[new_at : new_at + len(NEW_MAGIC)] == NEW_MAGIC:
+                return LazyIndex(data, _table_new(data, new_at))  # compat: glibc reads the new part
+    except (struct.error, ValueError, IndexError) as exc:
+        raise CacheError(f"malformed ld.so.cache: {exc}") from None
+    return CacheIndex(data, scan(data)[2])
 
 
 def _load(path: str, build: Callable[[bytes], T]) -> T | None:

@@ -91,63 +91,92 @@ def _parse(diag: str, helptext: str) -> dict[str, object]:
     return facts
 
 
-def _run_loader(loader: str) -> tuple[str, str]:
-    """(``--list-diagnostics`` output, ``--help`` output), both run at once, 5 s at most in all.
+class LoaderQuery:
+    """``ld.so --list-diagnostics`` and ``ld.so --help`` started at once; ``outputs`` collects them.
 
+    Started before the caller's own work (``start``), so the two loaders run while the doctor imports its
+    modules and checks its input; what stays on the doctor's path is ``posix_spawn`` itself, which returns
+    once the kernel has begun each exec (``os.fork`` measured no better).
     posix_spawn and pipes instead of the subprocess module (whose import costs more than both runs)
     and no shell in between: distroless images have no /bin/sh.
     """
-    outputs: dict[int, list[bytes]] = {}
-    pids: list[int] = []
-    fds: list[int] = []
-    finished = False
-    try:
-        for flag in ("--list-diagnostics", "--help"):
-            read_fd, write_fd = os.pipe()
-            try:
-                pid = os.posix_spawn(
-                    loader,
-                    [loader, flag],
-                    {"LC_ALL": "C"},
-                    file_actions=[
-                        (os.POSIX_SPAWN_DUP2, write_fd, 1),
-                        (os.POSIX_SPAWN_OPEN, 2, "/dev/null", os.O_WRONLY, 0),
-                        (os.POSIX_SPAWN_CLOSE, read_fd),
-                    ],
-                )
-            except OSError:
-                os.close(read_fd)
-                raise
-            finally:
-                os.close(write_fd)
-            pids.append(pid)
-            fds.append(read_fd)
-            outputs[read_fd] = []
-        deadline = time.monotonic() + 5
-        open_fds = list(fds)
-        while open_fds and time.monotonic() < deadline:
-            ready, _w, _x = select.select(open_fds, [], [], max(0.0, deadline - time.monotonic()))
-            for fd in ready:
-                chunk = os.read(fd, 65536)
-                if chunk:
-                    outputs[fd].append(chunk)
-                else:
-                    open_fds.remove(fd)
-        finished = not open_fds
-    except OSError:
-        return "", ""
-    finally:
-        for fd in fds:
+
+    __slots__ = ("_done", "_fds", "_pids")
+
+    def __init__(self, loader: str) -> None:
+        self._pids: list[int] = []
+        self._fds: list[int] = []
+        self._done = False
+        try:
+            for flag in ("--list-diagnostics", "--help"):
+                read_fd, write_fd = os.pipe()
+                try:
+                    pid = os.posix_spawn(
+                        loader,
+                        [loader, flag],
+                        {"LC_ALL": "C"},
+                        file_actions=[
+                            (os.POSIX_SPAWN_DUP2, write_fd, 1),
+                            (os.POSIX_SPAWN_OPEN, 2, "/dev/null", os.O_WRONLY, 0),
+                            (os.POSIX_SPAWN_CLOSE, read_fd),
+                        ],
+                    )
+                except OSError:
+                    os.close(read_fd)
+                    raise
+                finally:
+                    os.close(write_fd)
+                self._pids.append(pid)
+                self._fds.append(read_fd)
+        except OSError:
+            self.close()
+
+    def outputs(self) -> tuple[str, str]:
+        """(``--list-diagnostics`` output, ``--help`` output), 5 s at most in all; ("", "") if either
+        could not be run."""
+        if self._done or len(self._fds) != 2:
+            self.close()
+            return "", ""
+        outputs: dict[int, list[bytes]] = {fd: [] for fd in self._fds}
+        finished = False
+        try:
+            deadline = time.monotonic() + 5
+            open_fds = list(self._fds)
+            while open_fds and time.monotonic() < deadline:
+                ready, _w, _x = select.select(open_fds, [], [], max(0.0, deadline - time.monotonic()))
+                for fd in ready:
+                    chunk = os.read(fd, 65536)
+                    if chunk:
+                        outputs[fd].append(chunk)
+                    else:
+                        open_fds.remove(fd)
+            finished = not open_fds
+        except OSError:
+            return "", ""
+        finally:
+            self.close(kill=not finished)
+        diag, helptext = (b"".join(outputs[fd]).decode("utf-8", "replace") for fd in outputs)
+        return diag, helptext
+
+    def close(self, *, kill: bool = True) -> None:
+        """Reap the loaders (killed first unless they have finished); idempotent."""
+        if self._done:
+            return
+        self._done = True
+        for fd in self._fds:
             os.close(fd)
-        for pid in pids:
+        for pid in self._pids:
             try:
-                if not finished:
+                if kill:
                     os.kill(pid, 9)  # a loader that hangs must not hang the doctor
-                os.waitpid(pid, 0)  # both closed their output: they are exiting
+                os.waitpid(pid, 0)
             except OSError:
                 pass
-    diag, helptext = (b"".join(outputs[fd]).decode("utf-8", "replace") for fd in fds)
-    return diag, helptext
+
+
+def _run_loader(loader: str) -> tuple[str, str]:
+    """(``--list-diagnostics`` output, ``--help`` output), both run at once, 5 s at most in all."""
+    return LoaderQuery(loader).outputs()
 
 
 def _glibc_version_from_files(root: str, dirs: tuple[str, ...]) -> str | None:
@@ -166,6 +195,41 @@ def _glibc_version_from_files(root: str, dirs: tuple[str, ...]) -> str | None:
     return None
 
 
+class PendingConfig:
+    """A ``detect`` whose loader runs have been started; ``result`` finishes it (once)."""
+
+    __slots__ = ("_args", "_loader", "_query")
+
+    def __init__(
+        self, root: str, environ: dict[str, str] | None, interpreter: str | None, cwd: str | None
+    ) -> None:
+        self._args = (root, environ, interpreter, cwd)
+        candidates = ([interpreter] if interpreter else []) + list(LOADERS)
+        self._loader = next((c for c in candidates if os.path.isfile(fsroot.host_path(root, c))), None)
+        self._query = LoaderQuery(fsroot.host_path(root, self._loader)) if self._loader is not None else None
+
+    def result(self) -> LoaderConfig:
+        root, environ, _interpreter, cwd = self._args
+        facts = _parse(*self._query.outputs()) if self._query is not None else {}
+        return _config(root, environ, cwd, self._loader, facts)
+
+    def close(self) -> None:
+        """Give up on the result: the loaders are reaped (a no-op after ``result``)."""
+        if self._query is not None:
+            self._query.close()
+
+
+def start(
+    *,
+    root: str = "/",
+    environ: dict[str, str] | None = None,
+    interpreter: str | None = None,
+    cwd: str | None = None,
+) -> PendingConfig:
+    """``detect``, begun: the loader runs while the caller does other work, ``result()`` collects them."""
+    return PendingConfig(root, environ, interpreter, cwd)
+
+
 def detect(
     *,
     root: str = "/",
@@ -174,12 +238,13 @@ def detect(
     cwd: str | None = None,
 ) -> LoaderConfig:
     """Describe the loader that would run inside ``root`` (``/`` = this system)."""
+    return start(root=root, environ=environ, interpreter=interpreter, cwd=cwd).result()
+
+
+def _config(
+    root: str, environ: dict[str, str] | None, cwd: str | None, loader: str | None, facts: dict[str, object]
+) -> LoaderConfig:
     env = dict(os.environ if environ is None else environ)
-    candidates = ([interpreter] if interpreter else []) + list(LOADERS)
-    loader = next((c for c in candidates if os.path.isfile(fsroot.host_path(root, c))), None)
-    facts: dict[str, object] = {}
-    if loader is not None:
-        facts = _parse(*_run_loader(fsroot.host_path(root, loader)))
     if "system_dirs" not in facts or root != "/":
         # A foreign or too-old loader: fall back to the layout found in the tree.
         multiarch = "lib/x86_64-linux-gnu"

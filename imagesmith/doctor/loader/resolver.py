@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import stat
 
 from imagesmith.contract.record import record
 from imagesmith.doctor.loader import elf, fsroot, ldcache
@@ -51,6 +52,30 @@ class Edge:
         return out
 
 
+class DirEntries:
+    """Whether a directory holds a name, asked name by name (``lstat``) and remembered, as ``ld.so`` opens
+    candidates rather than listing directories: a system directory holds ~1,000 names, ``why`` asks ~20."""
+
+    __slots__ = ("_known", "path")
+
+    def __init__(self, path: str) -> None:
+        self.path = path.rstrip("/")
+        self._known: dict[str, bool] = {}
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str) or name in ("", ".", "..") or "/" in name:
+            return False  # never a directory entry
+        known = self._known.get(name)
+        if known is None:
+            try:
+                os.lstat(f"{self.path}/{name}")
+                known = True
+            except (OSError, ValueError):  # ValueError: a NUL in a crafted name
+                known = False
+            self._known[name] = known
+        return known
+
+
 class LoadedObject:
     """One object in the simulated link map; mutable (names accumulate, dlopen resets the loader)."""
 
@@ -84,25 +109,28 @@ class Resolver:
         self.objects: list[LoadedObject] = []
         self.edges: list[Edge] = []
         self.main: LoadedObject | None = None
-        self._dirs: dict[str, frozenset[str] | None] = {}
-        self._dirs_by_identity: dict[tuple[int, int], frozenset[str] | None] = {}
+        self._dirs: dict[str, DirEntries | None] = {}
+        self._dirs_by_identity: dict[tuple[int, int], DirEntries | None] = {}
+        self._subdirs_of: dict[str, list[tuple[str, DirEntries]]] = {}
         self._elf: dict[str, tuple[elf.ElfInfo | None, str | None, tuple[int, int]]] = {}
+        self._elf_by_identity: dict[tuple[int, int], elf.ElfInfo] = {}
         self._by_identity: dict[tuple[int, int], LoadedObject] = {}
         self._cache: ldcache.CacheIndex | None = None
         self._cache_hits: dict[str, tuple[str, ...]] = {}
         self._cache_flags = ldcache.DEFAULT_FLAGS.get(os.uname().machine, 0x0303)
 
     # -- filesystem, cached like glibc's r_dir_status ------------------------------------------------
-    def _listing(self, directory: str) -> frozenset[str] | None:
+    def _listing(self, directory: str) -> DirEntries | None:
         if directory not in self._dirs:
             # Merged-/usr systems reach one directory by two names (/lib/x86_64-linux-gnu and
-            # /usr/lib/x86_64-linux-gnu, ~1,000 entries each): list each directory once.
+            # /usr/lib/x86_64-linux-gnu, ~1,000 entries each): each directory is asked about once.
             host = fsroot.host_path(self.root, directory or ".")  # resolved once: links walked by hand
             try:
                 st = os.stat(host)
                 ident = (st.st_dev, st.st_ino)
                 if ident not in self._dirs_by_identity:
-                    self._dirs_by_identity[ident] = frozenset(os.listdir(host))
+                    readable = stat.S_ISDIR(st.st_mode) and os.access(host, os.R_OK)
+                    self._dirs_by_identity[ident] = DirEntries(host) if readable else None
                 self._dirs[directory] = self._dirs_by_identity[ident]
             except OSError:
                 self._dirs[directory] = None
@@ -115,14 +143,19 @@ class Resolver:
             try:
                 st = os.stat(host)
                 ident = (st.st_dev, st.st_ino)
-                if not os.path.isfile(host):
+                if not stat.S_ISREG(st.st_mode):
                     result: tuple[elf.ElfInfo | None, str | None, tuple[int, int]] = (
                         None,
                         "cannot read file data: Is a directory",
                         ident,
                     )
+                elif ident in self._elf_by_identity:
+                    # One file under two names (merged /usr: /lib/x86_64-linux-gnu/libc.so.6 is
+                    # /usr/lib/x86_64-linux-gnu/libc.so.6): parsed once.
+                    result = (self._elf_by_identity[ident], None, ident)
                 else:
                     result = (elf.read_elf(host), None, ident)
+                    self._elf_by_identity[ident] = result[0]
             except elf.ElfError as exc:
                 result = (None, str(exc), (0, 0))
             except OSError:
@@ -217,24 +250,32 @@ class Resolver:
         listing = self._listing(base)
         if listing is None:
             return []
-        found = []
-        if self.config.hwcaps and "glibc-hwcaps" in listing:
-            for sub in self.config.hwcaps:
-                sub_dir = f"{base.rstrip('/')}/glibc-hwcaps/{sub}"
-                entries = self._listing(sub_dir)
-                if entries and name in entries:
-                    found.append(f"{sub_dir}/{name}")
-        for sub in self.config.legacy_subdirs:
-            if sub.split("/", 1)[0] not in listing:
-                continue
-            sub_dir = f"{base.rstrip('/')}/{sub}"
-            entries = self._listing(sub_dir)
-            if entries and name in entries:
-                found.append(f"{sub_dir}/{name}")
+        found = [f"{sub_dir}/{name}" for sub_dir, entries in self._subdirs(base, listing) if name in entries]
         if name in listing:
             found.append(f"{base.rstrip('/')}/{name}")
         # Relative elements (and the empty one, the cwd) are reported as absolute paths.
         return found
+
+    def _subdirs(self, base: str, listing: DirEntries) -> list[tuple[str, DirEntries]]:
+        """The hwcaps subdirectories of ``base`` that exist, in glibc's order: glibc-hwcaps/<name> first,
+        then (before 2.37) the legacy ones. Found once per directory, not once per name looked up there
+        (a 2.36 loader has 15 legacy subdirectories to consider)."""
+        if base not in self._subdirs_of:
+            out: list[tuple[str, DirEntries]] = []
+            prefix = base.rstrip("/")
+            if self.config.hwcaps and "glibc-hwcaps" in listing:
+                for sub in self.config.hwcaps:
+                    entries = self._listing(f"{prefix}/glibc-hwcaps/{sub}")
+                    if entries is not None:
+                        out.append((f"{prefix}/glibc-hwcaps/{sub}", entries))
+            for sub in self.config.legacy_subdirs:
+                if sub.split("/", 1)[0] not in listing:
+                    continue
+                entries = self._listing(f"{prefix}/{sub}")
+                if entries is not None:
+                    out.append((f"{prefix}/{sub}", entries))
+            self._subdirs_of[base] = out
+        return self._subdirs_of[base]
 
     def _steps(self, requester: LoadedObject | None, name: str) -> list[tuple[str, list[str]]]:
         """(via, directories) in search order; the cache step carries file paths instead."""
