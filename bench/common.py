@@ -28,6 +28,33 @@ def wall(cmd: Sequence[str], *, runs: int = 15, warmup: int = 2, env: dict[str, 
     return statistics.median(times)
 
 
+def wall_pair(
+    ours: Sequence[str],
+    theirs: Sequence[str],
+    *,
+    runs: int = 21,
+    warmup: int = 2,
+    env: dict[str, str] | None = None,
+) -> tuple[float, float]:
+    """Median wall times of two commands run alternately (ours, theirs, ours, ...), so that both see the same
+    load on a shared machine: a ratio of two medians taken minutes apart measures the machine as much as the
+    tool. ``env`` applies to both."""
+    full_env = {**os.environ, **(env or {})}
+    times: tuple[list[float], list[float]] = ([], [])
+    for i in range(warmup + runs):
+        for which, cmd in enumerate((ours, theirs)):
+            start = time.perf_counter()
+            proc = subprocess.run(
+                list(cmd), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=full_env
+            )
+            elapsed = time.perf_counter() - start
+            if proc.returncode not in (0, 1):
+                raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}")
+            if i >= warmup:
+                times[which].append(elapsed)
+    return statistics.median(times[0]), statistics.median(times[1])
+
+
 def inproc(fn: Callable[[], object], *, runs: int = 200) -> float:
     times = []
     for _ in range(runs):
