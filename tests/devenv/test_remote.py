@@ -360,6 +360,50 @@ def test_up_applies_through_kubectl_after_judging_the_clusters_pool(
     assert "apply" not in log.read_text(encoding="utf-8")
 
 
+def test_the_gate_reads_the_cluster_through_the_real_kubectl(
+    projects: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real kubectl, pointed by its kubeconfig at the local HTTPS server replaying the recorded API (discovery,
+    paginated NodeList): the gate judges the pool of the cluster kubectl lists, and a refusal stops before kubectl
+    is asked to apply anything."""
+    import os
+    import shutil
+
+    from tests.fleet.k8s_replay import start_replay
+
+    if shutil.which("kubectl") is None:
+        reason = "kubectl is not installed here"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set, so this test must run: {reason}")
+        pytest.skip(reason)
+    itype = workspace(projects["batch-cu130"])["spec"]["template"]["spec"]["nodeSelector"][
+        "node.kubernetes.io/instance-type"
+    ]
+    with start_replay(tmp_path / "api") as replay:
+        for node in list(replay.nodes.values()):
+            if node["metadata"]["labels"].get("eks.amazonaws.com/nodegroup") == "a100-535":
+                node["metadata"]["labels"]["node.kubernetes.io/instance-type"] = itype
+                replay.put_node(node)
+        monkeypatch.setenv("KUBECONFIG", str(replay.kubeconfig))
+        with pytest.raises(GateRefused) as caught:
+            remote.up(projects["batch-cu130"], "k8s", apply=True)
+        line = caught.value.one_line()
+        # The pool kubectl listed (two A100 nodes on 535, across the replay's two pages) is what was judged.
+        assert f"node pool -l node.kubernetes.io/instance-type={itype} (2 node(s))" in line, line
+        assert "[DRIVER_TOO_OLD" in line
+        listed = replay.list_requests("/api/v1/nodes")
+        assert len(listed) == 2 and listed[1].get("continue"), listed  # kubectl followed the continue token
+        # Only reads reached the server: nothing was applied.
+        assert replay.writes == []
+        assert {path for path, _ in replay.requests} <= {
+            "/version",
+            "/api",
+            "/apis",
+            "/api/v1",
+            "/api/v1/nodes",
+        }
+
+
 def test_up_refuses_an_unknown_target(projects: dict[str, Path]) -> None:
     from imagesmith.errors import UsageError
 

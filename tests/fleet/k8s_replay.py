@@ -12,7 +12,10 @@ from ``fixtures/api/`` (the API server's own shape: ``NodeList``/``PodList``, it
   ``watch-nodes.jsonl`` (MODIFIED, ADDED, DELETED; each applied to the served node list, as a real server
   would), then holds the stream open until ``expire_watch()`` is called, when it sends a 410 ``ERROR`` event
   (``Expired: too old resource version``) and ends; a watch also ends after its ``timeoutSeconds``;
-- 401 (a ``Status`` body) for a missing or wrong bearer token; 404 for anything else.
+- ``GET /api``, ``/apis``, ``/api/v1``, ``/version``: legacy discovery of the core group (nodes, pods), so the
+  real ``kubectl`` can list nodes from it;
+- 401 (a ``Status`` body) for a missing or wrong bearer token; 404 for anything else; 405 for any write
+  (``writes`` logs them).
 
 Contexts in the kubeconfig: ``replay`` (the default), ``wrong-token`` (401) and ``unreachable`` (a closed port).
 ``requests`` logs (path, query) for the assertions; ``put_node``/``delete_node`` change the served list
@@ -38,6 +41,47 @@ from urllib.parse import parse_qs, urlsplit
 
 API_FIXTURES = Path(__file__).parent / "fixtures" / "api"
 TOKEN = "replay-token-7f3c"
+
+
+# Legacy discovery, as a real server answers it, so that the real kubectl (which maps `get nodes` to its path
+# through discovery before it lists) can be pointed at the replay: the core group only, nodes and pods in it.
+DISCOVERY: dict[str, dict[str, Any]] = {
+    "/api": {
+        "kind": "APIVersions",
+        "versions": ["v1"],
+        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1:6443"}],
+    },
+    "/apis": {"kind": "APIGroupList", "apiVersion": "v1", "groups": []},
+    "/api/v1": {
+        "kind": "APIResourceList",
+        "groupVersion": "v1",
+        "resources": [
+            {
+                "name": "nodes",
+                "singularName": "node",
+                "namespaced": False,
+                "kind": "Node",
+                "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
+                "shortNames": ["no"],
+            },
+            {
+                "name": "pods",
+                "singularName": "pod",
+                "namespaced": True,
+                "kind": "Pod",
+                "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
+                "shortNames": ["po"],
+                "categories": ["all"],
+            },
+        ],
+    },
+    "/version": {
+        "major": "1",
+        "minor": "33",
+        "gitVersion": "v1.33.4",
+        "platform": "linux/amd64",
+    },
+}
 
 
 def make_cert(directory: Path) -> tuple[Path, Path]:
@@ -89,6 +133,9 @@ class Replay:
     list_resource_version: str
     watch_events: list[dict[str, Any]]
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    writes: list[tuple[str, str]] = field(
+        default_factory=list
+    )  # (method, path) of every non-GET, refused 405
     lock: threading.Lock = field(default_factory=threading.Lock)
     gone: threading.Event = field(default_factory=threading.Event)
     stopped: threading.Event = field(default_factory=threading.Event)
@@ -240,7 +287,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(401, _status(401, "Unauthorized", "Unauthorized"))
             return
         parts = split.path.strip("/").split("/")
-        if split.path == "/api/v1/nodes":
+        if split.path in DISCOVERY:
+            self._send_json(200, DISCOVERY[split.path])
+        elif split.path == "/api/v1/nodes":
             if _is_watch(query):
                 self._watch(query)
             else:
@@ -261,6 +310,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._list("PodList", [p for p in replay.pods if p["metadata"]["namespace"] == namespace], query)
         else:
             self._send_json(404, _status(404, "NotFound", "the server could not find the requested resource"))
+
+    def _refuse_write(self) -> None:
+        # The replay is read-only: a write is logged (so a test can say nothing was applied) and refused.
+        with self.replay.lock:
+            self.replay.writes.append((self.command, urlsplit(self.path).path))
+        self._send_json(405, _status(405, "MethodNotAllowed", "the replay serves reads only"))
+
+    do_POST = do_PUT = do_PATCH = do_DELETE = _refuse_write
 
     def _list(self, kind: str, items: list[dict[str, Any]], query: dict[str, str]) -> None:
         replay = self.replay
