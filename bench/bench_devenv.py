@@ -33,6 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from bench.common import row  # noqa: E402
 from tests import docker_harness  # noqa: E402
 
 EXE = str(Path(sys.executable).with_name("imagesmith"))
@@ -109,18 +110,6 @@ def _touch(project: Path, package: str) -> None:
     init.write_text(f"{text}\n# bench {uuid.uuid4().hex}\n", encoding="utf-8")
 
 
-def _row(name: str, ours: float, baseline: str, theirs: float, note: str, unit: str = "ms") -> dict[str, Any]:
-    return {
-        "name": name,
-        "imagesmith_s": round(ours, 4) if unit != "MB" else round(ours, 1),
-        "baseline": baseline,
-        "baseline_s": round(theirs, 4) if unit != "MB" else round(theirs, 1),
-        "ratio": round(ours / theirs, 3) if theirs else float("inf"),
-        "note": note,
-        **({"unit": unit} if unit != "ms" else {}),
-    }
-
-
 def run() -> list[dict[str, Any]]:
     from imagesmith.devenv.local import find_project
     from tests.devenv import local_kit
@@ -149,7 +138,7 @@ def run() -> list[dict[str, Any]]:
             build = _by_hand_build(client, project_dir, "bench-devenv/by-hand:dev", ca_url)
         hand_cold.append(build + _by_hand_run(client, "bench-devenv/by-hand:dev", project_dir))
     rows.append(
-        _row(
+        row(
             "dev up, cold (project layers not built) -> JupyterLab ready",
             statistics.median(ours_cold),
             "docker build --target dev + docker run + poll /api/status",
@@ -169,7 +158,7 @@ def run() -> list[dict[str, Any]]:
         _dev(project_dir, "down")
     hand = [_by_hand_run(client, project.image, project_dir) for _ in range(3)]
     rows.append(
-        _row(
+        row(
             "dev up, image cached -> JupyterLab ready",
             statistics.median(cached),
             "docker run of the same image + poll /api/status",
@@ -178,7 +167,7 @@ def run() -> list[dict[str, Any]]:
         )
     )
     rows.append(
-        _row(
+        row(
             "dev up again (running container)",
             statistics.median(again),
             "docker run of the same image + poll /api/status",
@@ -200,7 +189,7 @@ def run() -> list[dict[str, Any]]:
     )
     devel = int(client.api.inspect_image(devel_ref)["Size"])
     rows.append(
-        _row(
+        row(
             "dev image size vs the image the project ships",
             dev_size / 1e6,
             "production image (docker build .)",
@@ -210,7 +199,7 @@ def run() -> list[dict[str, Any]]:
         )
     )
     rows.append(
-        _row(
+        row(
             "dev image size vs the devel image it builds on",
             dev_size / 1e6,
             "the curated devel image (DEV_BASE_IMAGE)",
@@ -231,7 +220,7 @@ def run() -> list[dict[str, Any]]:
         subprocess.run([sys.executable, "-c", "pass"], capture_output=True, check=False)
         base.append(time.perf_counter() - started)
     rows.append(
-        _row(
+        row(
             "dev gate --image (curated, local engine) --instance g6.xlarge (command)",
             statistics.median(times),
             "python -c pass (interpreter start)",

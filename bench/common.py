@@ -64,12 +64,16 @@ def inproc(fn: Callable[[], object], *, runs: int = 200) -> float:
     return statistics.median(times)
 
 
-def row(name: str, ours: float, baseline: str, theirs: float, note: str = "") -> dict[str, object]:
+def row(
+    name: str, ours: float, baseline: str, theirs: float, note: str = "", *, unit: str | None = None
+) -> dict[str, object]:
+    """One results row; ``unit="MB"`` for sizes (both values then in megabytes), seconds otherwise."""
     return {
         "name": name,
         "imagesmith_s": ours,
         "baseline": baseline,
         "baseline_s": theirs,
-        "ratio": ours / theirs,
+        "ratio": ours / theirs if theirs else float("inf"),
         "note": note,
+        **({"unit": unit} if unit else {}),
     }

@@ -70,18 +70,29 @@ class DigestAnswer:
     why_not: str | None  # why there is no digest
 
 
+# Registries that failed in this process: a render resolves the base and the dev stage's devel twin, two tags of
+# one registry, and an unreachable registry would cost its timeout for each (answers are per-process, as the
+# cache on resolve_digest already makes them).
+_FAILED: dict[str, str] = {}
+
+
 @lru_cache(maxsize=64)
 def resolve_digest(base_image: str, timeout: float = 5) -> DigestAnswer:
     """The digest the tag points at in its registry now; an unreachable registry or an unknown tag is an
-    answer with a reason (the project renders unpinned and says so), not an exception."""
+    answer with a reason (the project renders unpinned and says so), not an exception. A registry that
+    failed once is not asked again: the answer repeats its reason."""
     from imagesmith.registry.client import Registry
 
     ref = ImageRef.parse(base_image)
     if ref.digest:
         return DigestAnswer(ref=base_image, digest=ref.digest, why_not=None)
+    host = ref.registry or "docker.io"
+    if host in _FAILED:
+        return DigestAnswer(ref=base_image, digest=None, why_not=_FAILED[host])
     try:
         digest = Registry.for_ref(ref, timeout=timeout).digest(ref)
     except ImagesmithError as exc:
+        _FAILED[host] = exc.one_line()
         return DigestAnswer(ref=base_image, digest=None, why_not=exc.one_line())
     if digest is None:
         return DigestAnswer(
