@@ -12,7 +12,7 @@ import os
 import sys
 
 from imagesmith.doctor.loader import options
-from imagesmith.errors import EXIT_BAD_INPUT, ImagesmithError, UsageError
+from imagesmith.doctor.loader.options import usage_error
 
 PROG = "imagesmith doctor"
 
@@ -101,16 +101,16 @@ class DoctorArgs:
         nfd = options.get("--nfd-features")
         self.nfd_features = str(nfd) if nfd else None
         if self.image and self.nfd_features:
-            raise UsageError(
+            raise usage_error(
                 "describes this node, not an image: use it without --image", where="--nfd-features"
             )
         raw = str(options.get("--probe-timeout", "10"))
         try:
             self.probe_timeout = float(raw)
         except ValueError:
-            raise UsageError("not a number of seconds", where=f"--probe-timeout {raw}") from None
+            raise usage_error("not a number of seconds", where=f"--probe-timeout {raw}") from None
         if not self.probe_timeout > 0:
-            raise UsageError("must be a positive number of seconds", where=f"--probe-timeout {raw}")
+            raise usage_error("must be a positive number of seconds", where=f"--probe-timeout {raw}")
 
 
 def parse_doctor(argv: list[str]) -> DoctorArgs | None:
@@ -134,7 +134,7 @@ def parse_why(argv: list[str]) -> tuple[str, str, bool] | None:
         return None
     given, files = parsed
     if not files:
-        raise UsageError("missing FILE (try: imagesmith doctor why --help)", where="why")
+        raise usage_error("missing FILE (try: imagesmith doctor why --help)", where="why")
     return files[0], str(given.get("--root", "/")), bool(given.get("--json"))
 
 
@@ -151,7 +151,7 @@ def _run_manifest(argv: list[str]) -> int:
         return 0
     given = parsed[0]
     if "--kind" not in given:
-        raise UsageError(
+        raise usage_error(
             "missing --kind daemonset|job (try: imagesmith doctor manifest --help)", where="manifest"
         )
     from imagesmith.doctor import manifest
@@ -170,7 +170,7 @@ def _run_manifest(argv: list[str]) -> int:
 
 def _check_root(root: str) -> str:
     if not os.path.isdir(root):
-        raise UsageError("not a directory", where=f"--root {root}")
+        raise usage_error("not a directory", where=f"--root {root}")
     return os.path.abspath(root) if root != "/" else "/"
 
 
@@ -181,15 +181,16 @@ def _run_why(argv: list[str]) -> int:
         return 0
     file, root_arg, as_json = parsed
     root = _check_root(root_arg)
-    from imagesmith.doctor.loader import loaderconf
+    # The container's ld.so is started before anything else is imported and answers while the resolver's
+    # modules load and the file is checked: its ~1 ms run comes off the command's wall time.
+    from imagesmith.doctor.loader import ldso
 
-    # The container's ld.so is asked first and answers while the resolver's modules load and the file is
-    # checked: its ~1.5 ms of process starts come off the command's wall time.
-    pending = loaderconf.start(root=root)
+    run = ldso.start(root)
     try:
-        from imagesmith.doctor.loader import elf, fsroot, resolver, why
+        from imagesmith.doctor.loader import elf, fsroot, loaderconf, resolver, why
         from imagesmith.doctor.loader.jsonout import dumps
 
+        pending = loaderconf.start(root=root, run=run)
         path = file if root == "/" else ("/" + file.lstrip("/"))
         kind = fsroot.classify(root, os.path.abspath(path) if root == "/" else path)
         if kind != "file":
@@ -199,16 +200,16 @@ def _run_why(argv: list[str]) -> int:
                 "directory": "is a directory, not an ELF file",
                 "device": "a device file, not an ELF file",
             }.get(kind, "not a regular file, not an ELF file")
-            raise UsageError(why_not, where=file)
+            raise usage_error(why_not, where=file)
         config = pending.result()
     finally:
-        pending.close()
+        run.close()
     try:
         res = resolver.why(os.path.abspath(path) if root == "/" else path, config)
     except elf.ElfError as exc:
-        raise UsageError(f"not a loadable ELF file: {exc}", where=file) from None
+        raise usage_error(f"not a loadable ELF file: {exc}", where=file) from None
     except OSError as exc:
-        raise UsageError(f"cannot read: {exc.strerror}", where=file) from None
+        raise usage_error(f"cannot read: {exc.strerror}", where=file) from None
     assert res.main is not None
     if as_json:
         print(dumps(why.to_json(res, res.main.path)))
@@ -242,6 +243,7 @@ def _run_doctor(argv: list[str]) -> int:
     if args.image:
         # The registry is imported only here: the plain doctor and `why` never pay for it.
         from imagesmith.doctor.image_check import check_image, unreadable
+        from imagesmith.errors import ImagesmithError
         from imagesmith.registry.facts import image_facts
 
         try:
@@ -286,9 +288,6 @@ def main(argv: list[str]) -> int:
         if argv and argv[0] == "manifest":
             return _run_manifest(argv[1:])
         return _run_doctor(argv)
-    except ImagesmithError as exc:
-        print(f"imagesmith doctor: error: {exc.one_line()}", file=sys.stderr)
-        return exc.exit_code
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 0
     except BrokenPipeError:
@@ -296,5 +295,11 @@ def main(argv: list[str]) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # the doctor must never print a traceback in a broken pod
+        # Imported here, not at the top: only a run that fails needs the error hierarchy.
+        from imagesmith.errors import EXIT_BAD_INPUT, ImagesmithError
+
+        if isinstance(exc, ImagesmithError):
+            print(f"imagesmith doctor: error: {exc.one_line()}", file=sys.stderr)
+            return exc.exit_code
         print(f"imagesmith doctor: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

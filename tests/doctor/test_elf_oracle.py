@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 from pathlib import Path
+from typing import Literal
 
 import pytest
 from elftools.common.exceptions import ELFError as PyElfError
@@ -231,3 +232,109 @@ def test_a_load_segment_whose_offset_and_address_disagree_is_refused_as_ld_so_re
     )
     Path(fh.name).unlink()
     assert loader.returncode != 0 and "aligned" in (loader.stdout + loader.stderr), loader
+
+
+# ---- the file reader (pread, what `why` uses) against the buffer reader (what the oracle tests above hold) ----
+
+
+def _from_file(data: bytes, tmp: Path) -> object:
+    """``read_elf`` on ``data`` written to a file: the ElfInfo, or the ElfError's message."""
+    path = tmp / "subject.so"
+    path.write_bytes(data)
+    try:
+        return elf.read_elf(str(path))
+    except elf.ElfError as exc:
+        return f"ElfError: {exc}"
+
+
+def _from_bytes(data: bytes) -> object:
+    try:
+        return elf.parse(data)
+    except elf.ElfError as exc:
+        return f"ElfError: {exc}"
+
+
+@pytest.mark.parametrize("path", SYSTEM[::4], ids=lambda p: p.name)
+def test_the_file_reader_reads_system_objects_as_the_buffer_reader(path: Path) -> None:
+    assert elf.read_elf(str(path)) == elf.parse(path.read_bytes())
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    flips=st.lists(st.tuples(st.integers(0, 4095), st.integers(0, 255)), min_size=1, max_size=12),
+    cut=st.one_of(st.none(), st.integers(0, len(SAMPLE))),
+)
+def test_the_file_reader_agrees_on_corrupted_and_truncated_files(
+    tmp_path: Path, flips: list[tuple[int, int]], cut: int | None
+) -> None:
+    data = bytearray(SAMPLE if cut is None else SAMPLE[:cut])
+    for pos, value in flips:
+        if pos < len(data):
+            data[pos] = value
+    blob = bytes(data)
+    expected = _from_bytes(blob) if blob else "ElfError: file too short"
+    assert _from_file(blob, tmp_path) == expected
+
+
+def _synthetic(is64: bool, big: bool, *, soname: str, needed: list[str], runpath: str | None) -> bytes:
+    """A minimal shared object of either class and byte order, laid out as a linker would (one PT_LOAD over the
+    whole file, PT_DYNAMIC, a string table): the reader's non-native paths, which this machine's own files and
+    gcc never exercise."""
+    order: Literal["big", "little"] = "big" if big else "little"
+
+    def pack(widths: tuple[int, ...], *values: int) -> bytes:
+        return b"".join(v.to_bytes(w, order) for w, v in zip(widths, values, strict=True))
+
+    ehsize, phentsize = (64, 56) if is64 else (52, 32)
+    strings = b"\0"
+    offsets = {}
+    for s in (soname, *needed, *((runpath,) if runpath else ())):
+        offsets[s] = len(strings)
+        strings += s.encode() + b"\0"
+    phoff = ehsize
+    dyn_off = phoff + 2 * phentsize
+    tags = [(1, offsets[n]) for n in needed] + [(14, offsets[soname])]
+    if runpath:
+        tags.append((29, offsets[runpath]))
+    word = 8 if is64 else 4
+    str_off = dyn_off + (len(tags) + 3) * 2 * word
+    tags += [(5, str_off), (10, len(strings)), (0, 0)]
+    dynamic = b"".join(pack((word, word), t, v) for t, v in tags)
+    total = str_off + len(strings)
+    ident = b"\x7fELF" + bytes([2 if is64 else 1, 2 if big else 1, 1, 0]) + bytes(8)
+    machine = 43 if big else 62  # SPARC v9 / x86-64
+    if is64:
+        header = ident + pack((2, 2, 4, 8, 8, 8, 4, 2, 2, 2, 2, 2, 2),
+                              3, machine, 1, 0, phoff, 0, 0, ehsize, phentsize, 2, 64, 0, 0)  # fmt: skip
+        phdrs = pack((4, 4, 8, 8, 8, 8, 8, 8), 1, 5, 0, 0, 0, total, total, 0x1000) + pack(
+            (4, 4, 8, 8, 8, 8, 8, 8), 2, 6, dyn_off, dyn_off, dyn_off, len(dynamic), len(dynamic), 8
+        )
+    else:
+        header = ident + pack((2, 2, 4, 4, 4, 4, 4, 2, 2, 2, 2, 2, 2),
+                              3, machine, 1, 0, phoff, 0, 0, ehsize, phentsize, 2, 40, 0, 0)  # fmt: skip
+        phdrs = pack((4, 4, 4, 4, 4, 4, 4, 4), 1, 0, 0, 0, total, total, 5, 0x1000) + pack(
+            (4, 4, 4, 4, 4, 4, 4, 4), 2, dyn_off, dyn_off, dyn_off, len(dynamic), len(dynamic), 6, 4
+        )
+    blob = header + phdrs + dynamic + strings
+    assert len(blob) == total
+    return blob
+
+
+@pytest.mark.parametrize("is64", [True, False], ids=["64-bit", "32-bit"])
+@pytest.mark.parametrize("big", [False, True], ids=["little-endian", "big-endian"])
+def test_both_classes_and_byte_orders_read_as_pyelftools_reads_them(
+    tmp_path: Path, is64: bool, big: bool
+) -> None:
+    data = _synthetic(
+        is64, big, soname="libsyn.so.1", needed=["libc.so.6", "libm.so.6"], runpath="$ORIGIN/../lib"
+    )
+    info = elf.parse(data)
+    assert (info.elf_class == 2) == is64 and info.big_endian == big
+    assert (info.soname, info.needed, info.runpath) == (
+        "libsyn.so.1",
+        ("libc.so.6", "libm.so.6"),
+        "$ORIGIN/../lib",
+    )
+    truth = oracle(data)
+    assert (truth["soname"], truth["needed"], truth["runpath"]) == (info.soname, info.needed, info.runpath)
+    assert _from_file(data, tmp_path) == info

@@ -262,3 +262,22 @@ def test_lib_and_platform_tokens_match_ldd(tmp_path: Path, token: str) -> None:
     exe = build_exe(tmp_path / "app" / "main", needs=(("libtok.so.1", libs),), runpath=f"$ORIGIN/{token}")
     report = agree(exe, tmp_path)
     assert first_resolution(report)["libtok.so.1"] == str(libs / "libtok.so.1")
+
+
+@pytest.mark.parametrize("subdir", ["x86_64", "tls", "haswell/x86_64"])
+def test_legacy_hwcap_subdirectory_as_the_loader_searches_it(tmp_path: Path, subdir: str) -> None:
+    """Before glibc 2.37 the loader also looks under legacy subdirectories (tls, the platform, hwcap names), which
+    ``doctor why`` now reads from ``ld.so --list-diagnostics`` alone (dl_platform, dl_hwcap, dl_hwcap_important)."""
+    from imagesmith.doctor.loader import loaderconf
+
+    config = loaderconf.detect()
+    d = tmp_path / "d"
+    build_lib(d / "libx.so.1", "x")
+    build_lib(d / subdir / "libx.so.1", "x")
+    exe = build_exe(tmp_path / "exe", needs=(("libx.so.1", d),))
+    report = agree(exe, tmp_path, {"LD_LIBRARY_PATH": str(d)})
+    libx = next(e for e in report["libraries"] if e["name"] == "libx.so.1")  # type: ignore[index]
+    if subdir in config.legacy_subdirs:  # a glibc 2.36 loader on a CPU that has them
+        assert libx["path"] == str(d / subdir / "libx.so.1") and str(d / "libx.so.1") in libx["shadowed"]
+    else:
+        assert libx["path"] == str(d / "libx.so.1")

@@ -98,6 +98,20 @@ def test_dumps_is_json_dumps_indent_2(document: object) -> None:
     assert jsonout.dumps(document) == json.dumps(document, indent=2)
 
 
+# Every code point, lone surrogates included: a file name read with surrogateescape carries them.
+@given(st.text(st.characters(min_codepoint=0, max_codepoint=0x10FFFF, blacklist_categories=())))
+def test_quote_escapes_as_json_does(text: str) -> None:
+    """The escaping written out in jsonout (no _json extension on the why path), held to json's own."""
+    assert jsonout.quote(text) == json.dumps(text)
+
+
+@pytest.mark.parametrize(
+    "text", ["", "plain/path.so.1", 'q"uote', "back\\slash", "\x00\x1f\x7f", "lïb", "\U0001f600", "\udc80"]
+)
+def test_quote_on_the_edges(text: str) -> None:
+    assert jsonout.quote(text) == json.dumps(text)
+
+
 def test_dumps_of_a_resolved_tree(tmp_path: Path) -> None:
     libdir = tmp_path / "lïb"  # non-ASCII paths are escaped the way json escapes them
     libdir.mkdir()

@@ -2,14 +2,39 @@
 
 from __future__ import annotations
 
-from _json import encode_basestring_ascii as quote
+# json's ASCII escaping (``encode_basestring_ascii``): the short forms, then \u00XX for the other control
+# characters and DEL. Written out rather than imported: ``_json`` is an extension module (~0.1 ms to load).
+_ASCII_ESCAPES = {
+    **{c: f"\\u{c:04x}" for c in (*range(0x20), 0x7F)},
+    **{ord(k): v for k, v in {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t",
+                              "\b": "\\b", "\f": "\\f"}.items()},
+}  # fmt: skip
+
+
+def quote(text: str) -> str:
+    """``json.dumps(text)`` (ensure_ascii): non-ASCII as ``\\uXXXX``, beyond the BMP as a surrogate pair."""
+    if text.isascii():
+        if text.isprintable() and '"' not in text and "\\" not in text:
+            return f'"{text}"'  # the usual path or file name: nothing to escape
+        return f'"{text.translate(_ASCII_ESCAPES)}"'
+    return '"' + "".join(_escape(ch) for ch in text) + '"'
+
+
+def _escape(ch: str) -> str:
+    code = ord(ch)
+    if code < 0x80:
+        return ch.translate(_ASCII_ESCAPES)
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000
+    return f"\\u{0xD800 | code >> 10:04x}\\u{0xDC00 | code & 0x3FF:04x}"
 
 
 def dumps(document: object, level: int = 0) -> str:
     """``json.dumps(document, indent=2)``, byte for byte, for the documents the doctor prints.
 
     The json package imports ``re`` and its scanner (~5 ms of ``doctor why``'s 40 ms budget); the escaping is
-    the same C function json itself uses.
+    json's own, written out in ``quote``.
     """
     if isinstance(document, str):
         return quote(document)

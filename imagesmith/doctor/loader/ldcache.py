@@ -1,18 +1,19 @@
 """Parse ``/etc/ld.so.cache`` in all three layouts glibc reads (old, new, old+new "compat").
 
 The cache is the image's own snapshot, taken when ``ldconfig`` last ran; it is never re-derived from
-``ld.so.conf`` because a stale cache is itself a failure mode. Layout: glibc ``dl-cache.h``.
+``ld.so.conf`` because a stale cache is itself a failure mode. Layout: glibc ``dl-cache.h``. Integers are
+decoded without ``struct`` (an extension module ``why`` would load for this alone): ``_u32s``.
 """
 
 from __future__ import annotations
 
-import struct
+import sys
 
 from imagesmith.contract.record import record
 
 TYPE_CHECKING = False  # mypy treats this name as True; typing is not imported at run time
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
     from typing import TypeVar
 
     T = TypeVar("T")
@@ -25,6 +26,20 @@ FLAG_ELF_LIBC6 = 0x0003
 DEFAULT_FLAGS = {"x86_64": 0x0303, "aarch64": 0x0A03, "ppc64le": 0x0503, "riscv64": 0x1003}
 _HWCAPS_MARKER = (1 << 62) >> 32
 _MAX_LIBS = 1 << 20
+_NATIVE_BIG = sys.byteorder == "big"
+
+
+def _u32s(data: bytes, offset: int, count: int, *, big_endian: bool = False) -> tuple[int, ...]:
+    """``count`` unsigned 32-bit integers at ``offset`` (``struct.unpack_from(f"<{count}I")``); the table of
+    ~1,000 entries is decoded in C when the file has the host's byte order."""
+    if offset < 0 or count < 0 or offset + 4 * count > len(data):
+        raise CacheError("file too short")
+    raw = data[offset : offset + 4 * count]
+    if big_endian == _NATIVE_BIG:
+        return tuple(memoryview(raw).cast("I"))
+    return tuple(
+        int.from_bytes(raw[i : i + 4], "big" if big_endian else "little") for i in range(0, len(raw), 4)
+    )
 
 
 class CacheError(Exception):
@@ -51,19 +66,34 @@ class LdCache:
 
         Duplicate names keep the cache's order, which is the precedence order ``ldconfig`` wrote.
         """
-        best: tuple[int, str] | None = None
-        plain: list[str] = []
-        for e in self.entries:
-            if e.key != name or e.flags not in (1, default_flags):
-                continue
-            if e.hwcaps_subdir is not None:
-                if e.hwcaps_subdir in active_hwcaps:
-                    prio = active_hwcaps.index(e.hwcaps_subdir)
-                    if best is None or prio < best[0]:
-                        best = (prio, e.value)
-            elif not e.legacy_hwcap:
-                plain.append(e.value)
-        return ((best[1],) if best else ()) + tuple(plain)
+        return choose(
+            ((e.value, e.flags, e.hwcaps_subdir, e.legacy_hwcap) for e in self.entries if e.key == name),
+            default_flags=default_flags,
+            active_hwcaps=active_hwcaps,
+        )
+
+
+def choose(
+    entries: Iterable[tuple[str, int, str | None, bool]],
+    *,
+    default_flags: int,
+    active_hwcaps: tuple[str, ...],
+) -> tuple[str, ...]:
+    """glibc's pick among one name's entries (path, flags, glibc-hwcaps subdir, legacy hwcap), in cache
+    order: the best active glibc-hwcaps entry, then the plain ones; legacy-hwcap entries never."""
+    best: tuple[int, str] | None = None
+    plain: list[str] = []
+    for path, flags, sub, legacy in entries:
+        if flags not in (1, default_flags):
+            continue
+        if sub is not None:
+            if sub in active_hwcaps:
+                prio = active_hwcaps.index(sub)
+                if best is None or prio < best[0]:
+                    best = (prio, path)
+        elif not legacy:
+            plain.append(path)
+    return ((best[1],) if best else ()) + tuple(plain)
 
 
 # (key, absolute offset of the value string, flags, glibc-hwcaps subdir, legacy hwcap): values are
@@ -90,7 +120,7 @@ def scan(data: bytes) -> tuple[str, str | None, list[Row]]:
         return _scan(data)
     except CacheError:
         raise
-    except (struct.error, ValueError, IndexError, UnicodeDecodeError) as exc:
+    except (ValueError, IndexError, UnicodeDecodeError) as exc:
         raise CacheError(f"malformed ld.so.cache: {exc}") from None
 
 
@@ -105,7 +135,7 @@ def _cstr(data: bytes, offset: int) -> str:
 
 def _scan(data: bytes) -> tuple[str, str | None, list[Row]]:
     if data.startswith(OLD_MAGIC):
-        (nlibs,) = struct.unpack_from("<I", data, 12)
+        (nlibs,) = _u32s(data, 12, 1)
         if nlibs > _MAX_LIBS:
             raise CacheError("implausible entry count")
         table = 16 + nlibs * 12
@@ -114,7 +144,8 @@ def _scan(data: bytes) -> tuple[str, str | None, list[Row]]:
             return _scan_new(data, new_at, fmt="compat")
         rows: list[Row] = []
         for i in range(nlibs):
-            flags, key, value = struct.unpack_from("<iII", data, 16 + i * 12)
+            flags, key, value = _u32s(data, 16 + i * 12, 3)
+            flags -= (flags & 0x80000000) << 1  # a signed int in the old format
             rows.append((_cstr(data, table + key), _checked(data, table + value), flags, None, False))
         return "old", None, rows
     if data.startswith(NEW_MAGIC):
@@ -165,37 +196,36 @@ class NewTable:
 
 
 def _table_new(data: bytes, base: int) -> NewTable:
-    nlibs, _len_strings, flags, ext_offset = struct.unpack_from("<IIB3xI", data, base + 20)
-    endian = flags & 3
-    e = ">" if endian == 3 else "<"
-    if endian == 3:
-        nlibs, _len_strings, _f, ext_offset = struct.unpack_from(">IIB3xI", data, base + 20)
+    # nlibs, len_strings, flags (one byte, three of padding), extension_offset
+    endian = data[base + 28] & 3
+    big = endian == 3
+    nlibs, _len_strings, _flags, ext_offset = _u32s(data, base + 20, 4, big_endian=big)
     if nlibs > _MAX_LIBS:
         raise CacheError("implausible entry count")
     # Strings in the new format are relative to the start of the new header (dl-cache.c).
     hwcaps_names: list[str] = []
     generator = None
     if ext_offset and ext_offset + 8 <= len(data):
-        magic, count = struct.unpack_from(e + "II", data, ext_offset)
+        magic, count = _u32s(data, ext_offset, 2, big_endian=big)
         if magic == EXTENSION_MAGIC:
             for i in range(min(count, 64)):
-                tag, _fl, off, size = struct.unpack_from(e + "IIII", data, ext_offset + 8 + i * 16)
+                tag, _fl, off, size = _u32s(data, ext_offset + 8 + i * 16, 4, big_endian=big)
                 if tag == 0:
                     generator = data[off : off + size].decode("utf-8", "replace")
                 elif tag == 1:
-                    idx = struct.unpack_from(e + f"{size // 4}I", data, off)
+                    idx = _u32s(data, off, size // 4, big_endian=big)
                     hwcaps_names = [_cstr(data, base + j) for j in idx]
     if len(data) < base + 48 + nlibs * 24:
         raise CacheError("entry table runs past the end of the file")
     # One C-level pass over the table; `why` has 40 ms for everything.
-    words = struct.unpack_from(f"{e}{nlibs * 6}I", data, base + 48)
+    words = _u32s(data, base + 48, nlibs * 6, big_endian=big)
     if nlibs:
         # What decoding every entry would check, in two C-level passes: each value offset lies in the
         # file, and the key furthest in has its terminator (so every other key has one too).
         if base + max(words[2::6]) >= len(data):
             raise CacheError("string offset out of range")
         _cstr(data, base + max(words[1::6]))
-    return NewTable(base, words, hwcaps_names, generator, big_endian=endian == 3)
+    return NewTable(base, words, hwcaps_names, generator, big_endian=big)
 
 
 def _new_rows(data: bytes, table: NewTable) -> list[Row]:
@@ -219,20 +249,13 @@ class CacheIndex:
         return self._groups.get(name, [])
 
     def lookup(self, name: str, *, default_flags: int, active_hwcaps: tuple[str, ...]) -> tuple[str, ...]:
-        rows = self.rows(name)
-        if not rows:
-            return ()
         entries = []
-        for key, value, flags, sub, legacy in rows:
+        for _key, value, flags, sub, legacy in self.rows(name):
             try:
-                path = _cstr(self._data, value)
+                entries.append((_cstr(self._data, value), flags, sub, legacy))
             except CacheError:
                 continue  # one unterminated value string: glibc would fail that entry, not the cache
-            entries.append(
-                CacheEntry(key=key, value=path, flags=flags, hwcaps_subdir=sub, legacy_hwcap=legacy)
-            )
-        cache = LdCache(format="", entries=tuple(entries), generator=None)
-        return cache.lookup(name, default_flags=default_flags, active_hwcaps=active_hwcaps)
+        return choose(entries, default_flags=default_flags, active_hwcaps=active_hwcaps)
 
 
 class LazyIndex(CacheIndex):
@@ -289,11 +312,11 @@ def _index_of(data: bytes) -> CacheIndex:
         if data.startswith(NEW_MAGIC):
             return LazyIndex(data, _table_new(data, 0))
         if data.startswith(OLD_MAGIC):
-            (nlibs,) = struct.unpack_from("<I", data, 12)
+            (nlibs,) = _u32s(data, 12, 1)
             new_at = (16 + nlibs * 12 + 7) & ~7
             if nlibs <= _MAX_LIBS and data[new_at : new_at + len(NEW_MAGIC)] == NEW_MAGIC:
                 return LazyIndex(data, _table_new(data, new_at))  # compat: glibc reads the new part
-    except (struct.error, ValueError, IndexError) as exc:
+    except (ValueError, IndexError) as exc:
         raise CacheError(f"malformed ld.so.cache: {exc}") from None
     return CacheIndex(data, scan(data)[2])
 

@@ -1,19 +1,18 @@
 """What the container's own ``ld.so`` was built with: system dirs, ``$LIB``, ``$PLATFORM``, hwcaps.
 
-Read from ``ld.so --list-diagnostics`` / ``--help`` (both ~1 ms) because multiarch distros differ from
-the man page; the compiled-in defaults below are only a fallback for loaders too old or foreign to run.
+Read from ``ld.so --list-diagnostics`` (~1 ms; glibc >= 2.33), because multiarch distros differ from the
+man page; ``ld.so --help`` is asked as well only where the diagnostics do not say everything (an older
+glibc, or legacy hwcaps subdirectories on a machine other than x86-64). The compiled-in defaults below are
+only a fallback for loaders too old or foreign to run.
 """
 
 from __future__ import annotations
 
 import os
-import select
-import time
 
 from imagesmith.contract.record import record
 from imagesmith.doctor.loader import fsroot
-
-LOADERS = ("/lib64/ld-linux-x86-64.so.2", "/lib/ld-linux-aarch64.so.1", "/lib64/ld64.so.2")
+from imagesmith.doctor.loader.ldso import LoaderQuery, LoaderRun
 
 
 @record
@@ -41,6 +40,68 @@ def legacy_subdirs(names: tuple[str, ...]) -> tuple[str, ...]:
     for mask in range((1 << n) - 1, 0, -1):
         out.append("/".join(names[i] for i in range(n) if mask & (1 << (n - 1 - i))))
     return tuple(out)
+
+
+# glibc 2.26-2.36 on x86-64 (sysdeps/x86/dl-hwcap.h): the legacy hwcap names, by bit of AT_HWCAP as
+# ld.so reports it (``dl_hwcap``); HWCAP_IMPORTANT (``dl_hwcap_important``) says which are searched.
+_X86_64_LEGACY_HWCAPS = ("sse2", "x86_64", "avx512_1")
+
+
+def _diagnostics(diag: str) -> dict[str, str]:
+    """``key=value`` lines of ``--list-diagnostics``; strings keep their quotes (a NULL string has none)."""
+    out: dict[str, str] = {}
+    for line in diag.splitlines():
+        key, eq, value = line.partition("=")
+        if eq and not key.startswith(("env", "auxv", "cpu_features", "x86")):
+            out[key] = value
+    return out
+
+
+def _string(value: str | None) -> str | None:
+    return value[1:-1] if value and len(value) >= 2 and value[0] == value[-1] == '"' else None
+
+
+def _parse_diagnostics(diag: str) -> dict[str, object] | None:
+    """Everything ``_parse`` reads from both outputs, from ``--list-diagnostics`` alone; ``None`` when that
+    output cannot say it (before glibc 2.33, or legacy hwcaps this module has no name table for)."""
+    d = _diagnostics(diag)
+    if "dl_hwcaps_subdirs" not in d or "dl_hwcaps_subdirs_active" not in d:
+        return None
+    facts: dict[str, object] = {}
+    dirs = tuple(
+        (_string(v) or "").rstrip("/") or "/" for k, v in d.items() if k.startswith("path.system_dirs[")
+    )
+    if dirs:
+        facts["system_dirs"] = dirs
+    for key, name in (("dl_dst_lib", "dst_lib"), ("dl_platform", "platform"), ("version.version", "version")):
+        value = _string(d.get(key))
+        if value is not None:
+            facts[name] = value
+    try:
+        active = int(d["dl_hwcaps_subdirs_active"], 0)
+        hwcap = int(d.get("dl_hwcap", "0"), 0)
+        important = int(d.get("dl_hwcap_important", "0"), 0)
+    except ValueError:
+        return None
+    # Bit i of the active mask is the i-th name (glibc dl-usage.c prints "searched" exactly for these:
+    # the --glibc-hwcaps-mask that could hide one is a command-line option of ld.so, not the environment).
+    names = (_string(d["dl_hwcaps_subdirs"]) or "").split(":")
+    facts["hwcaps"] = tuple(n for i, n in enumerate(names) if n and active >> i & 1)
+    version = str(facts.get("version", "")).split(".")
+    if all(p.isdigit() for p in version[:2]) and tuple(int(p) for p in version[:2]) >= (2, 37):
+        return facts  # glibc 2.37 removed the legacy subdirectories
+    searched = hwcap & important
+    if not searched:
+        legacy_other: list[str] = []
+    elif _string(d.get("uname.machine")) == "x86_64" and searched < 1 << len(_X86_64_LEGACY_HWCAPS):
+        # dl-usage.c lists them from the highest bit down; the tunable that masks them is not passed to ld.so.
+        legacy_other = [_X86_64_LEGACY_HWCAPS[n] for n in range(len(_X86_64_LEGACY_HWCAPS) - 1, -1, -1)
+                        if searched >> n & 1]  # fmt: skip
+    else:
+        return None
+    platform = _string(d.get("dl_platform"))
+    facts["legacy"] = legacy_subdirs(("tls", *((platform,) if platform else ()), *legacy_other))
+    return facts
 
 
 def _parse(diag: str, helptext: str) -> dict[str, object]:
@@ -91,92 +152,14 @@ def _parse(diag: str, helptext: str) -> dict[str, object]:
     return facts
 
 
-class LoaderQuery:
-    """``ld.so --list-diagnostics`` and ``ld.so --help`` started at once; ``outputs`` collects them.
-
-    Started before the caller's own work (``start``), so the two loaders run while the doctor imports its
-    modules and checks its input; what stays on the doctor's path is ``posix_spawn`` itself, which returns
-    once the kernel has begun each exec (``os.fork`` measured no better).
-    posix_spawn and pipes instead of the subprocess module (whose import costs more than both runs)
-    and no shell in between: distroless images have no /bin/sh.
-    """
-
-    __slots__ = ("_done", "_fds", "_pids")
-
-    def __init__(self, loader: str) -> None:
-        self._pids: list[int] = []
-        self._fds: list[int] = []
-        self._done = False
-        try:
-            for flag in ("--list-diagnostics", "--help"):
-                read_fd, write_fd = os.pipe()
-                try:
-                    pid = os.posix_spawn(
-                        loader,
-                        [loader, flag],
-                        {"LC_ALL": "C"},
-                        file_actions=[
-                            (os.POSIX_SPAWN_DUP2, write_fd, 1),
-                            (os.POSIX_SPAWN_OPEN, 2, "/dev/null", os.O_WRONLY, 0),
-                            (os.POSIX_SPAWN_CLOSE, read_fd),
-                        ],
-                    )
-                except OSError:
-                    os.close(read_fd)
-                    raise
-                finally:
-                    os.close(write_fd)
-                self._pids.append(pid)
-                self._fds.append(read_fd)
-        except OSError:
-            self.close()
-
-    def outputs(self) -> tuple[str, str]:
-        """(``--list-diagnostics`` output, ``--help`` output), 5 s at most in all; ("", "") if either
-        could not be run."""
-        if self._done or len(self._fds) != 2:
-            self.close()
-            return "", ""
-        outputs: dict[int, list[bytes]] = {fd: [] for fd in self._fds}
-        finished = False
-        try:
-            deadline = time.monotonic() + 5
-            open_fds = list(self._fds)
-            while open_fds and time.monotonic() < deadline:
-                ready, _w, _x = select.select(open_fds, [], [], max(0.0, deadline - time.monotonic()))
-                for fd in ready:
-                    chunk = os.read(fd, 65536)
-                    if chunk:
-                        outputs[fd].append(chunk)
-                    else:
-                        open_fds.remove(fd)
-            finished = not open_fds
-        except OSError:
-            return "", ""
-        finally:
-            self.close(kill=not finished)
-        diag, helptext = (b"".join(outputs[fd]).decode("utf-8", "replace") for fd in outputs)
-        return diag, helptext
-
-    def close(self, *, kill: bool = True) -> None:
-        """Reap the loaders (killed first unless they have finished); idempotent."""
-        if self._done:
-            return
-        self._done = True
-        for fd in self._fds:
-            os.close(fd)
-        for pid in self._pids:
-            try:
-                if kill:
-                    os.kill(pid, 9)  # a loader that hangs must not hang the doctor
-                os.waitpid(pid, 0)
-            except OSError:
-                pass
-
-
-def _run_loader(loader: str) -> tuple[str, str]:
-    """(``--list-diagnostics`` output, ``--help`` output), both run at once, 5 s at most in all."""
-    return LoaderQuery(loader).outputs()
+def loader_facts(loader: str, diagnostics: LoaderQuery | None = None) -> dict[str, object]:
+    """What ``_config`` needs from the loader: ``--list-diagnostics`` (already started, or run now), and
+    ``--help`` only when the diagnostics cannot say it all."""
+    diag = (diagnostics or LoaderQuery(loader, "--list-diagnostics")).output()
+    facts = _parse_diagnostics(diag)
+    if facts is None:
+        facts = _parse(diag, LoaderQuery(loader, "--help").output())
+    return facts
 
 
 def _glibc_version_from_files(root: str, dirs: tuple[str, ...]) -> str | None:
@@ -196,27 +179,24 @@ def _glibc_version_from_files(root: str, dirs: tuple[str, ...]) -> str | None:
 
 
 class PendingConfig:
-    """A ``detect`` whose loader runs have been started; ``result`` finishes it (once)."""
+    """A ``detect`` whose loader run has been started; ``result`` finishes it (once)."""
 
-    __slots__ = ("_args", "_loader", "_query")
+    __slots__ = ("_args", "_run")
 
-    def __init__(
-        self, root: str, environ: dict[str, str] | None, interpreter: str | None, cwd: str | None
-    ) -> None:
-        self._args = (root, environ, interpreter, cwd)
-        candidates = ([interpreter] if interpreter else []) + list(LOADERS)
-        self._loader = next((c for c in candidates if os.path.isfile(fsroot.host_path(root, c))), None)
-        self._query = LoaderQuery(fsroot.host_path(root, self._loader)) if self._loader is not None else None
+    def __init__(self, root: str, environ: dict[str, str] | None, cwd: str | None, run: LoaderRun) -> None:
+        self._args = (root, environ, cwd)
+        self._run = run
 
     def result(self) -> LoaderConfig:
-        root, environ, _interpreter, cwd = self._args
-        facts = _parse(*self._query.outputs()) if self._query is not None else {}
-        return _config(root, environ, cwd, self._loader, facts)
+        root, environ, cwd = self._args
+        facts: dict[str, object] = {}
+        if self._run.loader is not None:
+            facts = loader_facts(fsroot.host_path(root, self._run.loader), self._run.query)
+        return _config(root, environ, cwd, self._run.loader, facts)
 
     def close(self) -> None:
-        """Give up on the result: the loaders are reaped (a no-op after ``result``)."""
-        if self._query is not None:
-            self._query.close()
+        """Give up on the result: the loader is reaped (a no-op after ``result``)."""
+        self._run.close()
 
 
 def start(
@@ -225,9 +205,13 @@ def start(
     environ: dict[str, str] | None = None,
     interpreter: str | None = None,
     cwd: str | None = None,
+    run: LoaderRun | None = None,
 ) -> PendingConfig:
-    """``detect``, begun: the loader runs while the caller does other work, ``result()`` collects them."""
-    return PendingConfig(root, environ, interpreter, cwd)
+    """``detect``, begun: the loader runs while the caller does other work, ``result()`` collects it.
+    ``run``: a loader run the caller started itself, earlier still (``ldso.start``)."""
+    from imagesmith.doctor.loader import ldso
+
+    return PendingConfig(root, environ, cwd, run or ldso.start(root, interpreter))
 
 
 def detect(

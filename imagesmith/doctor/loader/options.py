@@ -7,7 +7,17 @@ enough: ``--flag``, ``--opt VALUE`` / ``--opt=VALUE``, ``--`` ends the options, 
 
 from __future__ import annotations
 
-from imagesmith.errors import UsageError
+TYPE_CHECKING = False  # mypy treats this name as True
+if TYPE_CHECKING:
+    from imagesmith.errors import UsageError
+
+
+def usage_error(message: str, *, where: str) -> UsageError:
+    """A ``UsageError`` to raise. ``imagesmith.errors`` is imported only when there is one to report: a run
+    that succeeds (``why`` in a pod, every few seconds on a fleet) does not pay for the hierarchy."""
+    from imagesmith.errors import UsageError
+
+    return UsageError(message, where=where)
 
 
 def parse(
@@ -37,14 +47,14 @@ def parse(
             name, eq, value = arg.partition("=")
             if not eq:
                 if not rest:
-                    raise UsageError("expected one argument", where=name)
+                    raise usage_error("expected one argument", where=name)
                 value = rest.pop(0)
             if not value:
-                raise UsageError("must not be empty", where=name)
+                raise usage_error("must not be empty", where=name)
             options[name] = value
         else:
-            raise UsageError(f"no such option (try: imagesmith {command} --help)", where=f"{command} {arg}")
+            raise usage_error(f"no such option (try: imagesmith {command} --help)", where=f"{command} {arg}")
         if len(found) > positionals:
             what = "no arguments" if positionals == 0 else "one FILE at a time"
-            raise UsageError(f"unexpected extra argument ({what})", where=f"{command} {found[-1]}")
+            raise usage_error(f"unexpected extra argument ({what})", where=f"{command} {found[-1]}")
     return options, found

@@ -115,8 +115,12 @@ class Resolver:
         self._elf: dict[str, tuple[elf.ElfInfo | None, str | None, tuple[int, int]]] = {}
         self._elf_by_identity: dict[tuple[int, int], elf.ElfInfo] = {}
         self._by_identity: dict[tuple[int, int], LoadedObject] = {}
+        # Every name and SONAME an object answers to, first object first: what glibc's _dl_name_match_p
+        # finds walking the link map, without the walk for every name searched.
+        self._by_name: dict[str, LoadedObject] = {}
         self._cache: ldcache.CacheIndex | None = None
         self._cache_hits: dict[str, tuple[str, ...]] = {}
+        self._path_lists: dict[tuple[str, str | None, str], list[str]] = {}
         self._cache_flags = ldcache.DEFAULT_FLAGS.get(os.uname().machine, 0x0303)
 
     # -- filesystem, cached like glibc's r_dir_status ------------------------------------------------
@@ -218,6 +222,15 @@ class Resolver:
         return "".join(out)
 
     def _dirs_of(self, text: str, origin: str | None, seps: str) -> list[str]:
+        """The directories of a path list (RPATH, RUNPATH, LD_LIBRARY_PATH), tokens expanded; worked out once
+        per list and origin, not once per name searched (a torch tree searches ~50 names through ~5 lists)."""
+        key = (text, origin, seps)
+        found = self._path_lists.get(key)
+        if found is None:
+            found = self._path_lists[key] = self._split_path_list(text, origin, seps)
+        return found
+
+    def _split_path_list(self, text: str, origin: str | None, seps: str) -> list[str]:
         elements = [text]
         for sep in seps[1:]:
             elements = [p for e in elements for p in e.split(sep)]
@@ -314,10 +327,17 @@ class Resolver:
         return steps
 
     def _match_loaded(self, name: str) -> LoadedObject | None:
-        for obj in self.objects:
-            if name in obj.names or obj.info.soname == name:
-                return obj
-        return None
+        return self._by_name.get(name)
+
+    def _append(self, obj: LoadedObject) -> None:
+        """Add ``obj`` to the link map, answering to its names and SONAME (an earlier object keeps a name)."""
+        self.objects.append(obj)
+        for name in (*obj.names, *((obj.info.soname,) if obj.info.soname else ())):
+            self._by_name.setdefault(name, obj)
+
+    def _answer_to(self, obj: LoadedObject, name: str) -> None:
+        obj.names.add(name)
+        self._by_name.setdefault(name, obj)
 
     def _target(self) -> elf.ElfInfo | None:
         return self.main.info if self.main else None
@@ -447,10 +467,10 @@ class Resolver:
         assert info is not None
         if ident in self._by_identity:
             existing = self._by_identity[ident]
-            existing.names.add(name)
+            self._answer_to(existing, name)
             return existing
         obj = LoadedObject(path=path, info=info, loader=loader, names={name, path}, identity=ident)
-        self.objects.append(obj)
+        self._append(obj)
         if ident != (0, 0):
             self._by_identity[ident] = obj
         return obj
@@ -463,7 +483,7 @@ class Resolver:
         if info is None:
             raise elf.ElfError(err or "cannot open file")
         self.main = LoadedObject(path=path, info=info, loader=None, names={path}, identity=ident)
-        self.objects.append(self.main)
+        self._append(self.main)
         if ident != (0, 0):
             self._by_identity[ident] = self.main
         interp = info.interp or self.config.interpreter
@@ -471,7 +491,7 @@ class Resolver:
             iinfo, _e, iident = self._inspect(interp)
             if iinfo is not None and iident not in self._by_identity:
                 obj = LoadedObject(path=interp, info=iinfo, loader=None, names={interp}, identity=iident)
-                self.objects.append(obj)
+                self._append(obj)
                 self._by_identity[iident] = obj
         edge = Edge(name=path, needed_by=None, path=path, via="direct", kind="root")
         queue = [self.main]
