@@ -267,6 +267,9 @@ class LazyIndex(CacheIndex):
         super().__init__(data, [])
         self._table = table
         self._keys = table.words[1::6]
+        # No key string starts before the first one: the ~14 KB of entry table ahead of the strings is not
+        # searched for every name (a name the cache lacks is searched for to the end).
+        self._first_key = table.base + min(self._keys, default=0)
         self._all: CacheIndex | None = None
 
     def keys(self) -> tuple[str, ...]:
@@ -278,7 +281,7 @@ class LazyIndex(CacheIndex):
         data, base, keys = self._data, self._table.base, self._keys
         needle = name.encode("utf-8", "surrogateescape") + b"\0"
         found: list[int] = []
-        at = data.find(needle, base)
+        at = data.find(needle, self._first_key)
         while at >= 0:
             rel = at - base
             i = _index(keys, rel, 0)
