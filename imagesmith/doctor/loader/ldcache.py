@@ -13,7 +13,7 @@ from imagesmith.contract.record import record
 
 TYPE_CHECKING = False  # mypy treats this name as True; typing is not imported at run time
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Sequence
     from typing import TypeVar
 
     T = TypeVar("T")
@@ -173,7 +173,7 @@ class NewTable:
     def __init__(
         self,
         base: int,
-        words: tuple[int, ...],
+        words: Sequence[int],
         hwcaps_names: list[str],
         generator: str | None,
         big_endian: bool,
@@ -266,7 +266,7 @@ class LazyIndex(CacheIndex):
     def __init__(self, data: bytes, table: NewTable) -> None:
         super().__init__(data, [])
         self._table = table
-        self._keys = table.words[1::6]
+        self._keys = tuple(table.words[1::6])
         # No key string starts before the first one: the ~14 KB of entry table ahead of the strings is not
         # searched for every name (a name the cache lacks is searched for to the end).
         self._first_key = table.base + min(self._keys, default=0)
