@@ -353,6 +353,28 @@ def test_bad_resource_answer_is_refused_with_the_reason(template_repo: Path, tmp
         copy(template_repo, tmp_path / "p", ref="v1", project_type="batch", cpus=0)
 
 
+@pytest.mark.parametrize(
+    ("name", "slug"),
+    [("S", "s"), ("3D Recon", "p-3d-recon"), ("  Über Model v2!  ", "ber-model-v2"), ("x" * 60, "x" * 52)],
+)
+def test_any_name_with_a_letter_or_digit_gets_a_valid_slug_by_default(
+    template_repo: Path, tmp_path: Path, name: str, slug: str
+) -> None:
+    """`copier copy --defaults -d project_name=S` used to stop in copier's own ValueError traceback: the derived
+    slug broke the slug rule. The default now always meets it (and the rule allows one letter)."""
+    project = copy(template_repo, tmp_path / "p", ref="v1", project_name=name)
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    assert answers["project_slug"] == slug
+    assert f'name = "{slug}"' in (project / "pyproject.toml").read_text()
+
+
+def test_a_name_without_a_letter_or_digit_is_refused_with_the_reason(
+    template_repo: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(ValueError, match="project name needs a letter or a digit"):
+        copy(template_repo, tmp_path / "p", ref="v1", project_name="---")
+
+
 def test_copy_without_trust_is_refused(template_repo: Path, tmp_path: Path) -> None:
     done = run_tool(
         [str(VENV_BIN / "copier"), "copy", "--defaults", "-r", "v1", str(template_repo), str(tmp_path / "p")],
