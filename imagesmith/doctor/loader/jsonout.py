@@ -54,11 +54,15 @@ def dumps(document: object, level: int = 0) -> str:
     if isinstance(document, (list, tuple)):
         if not document:
             return "[]"
-        items = [dumps(v, level + 1) for v in document]
+        # Strings (most values: paths, names) are quoted here rather than through a call per value.
+        items = [quote(v) if type(v) is str else dumps(v, level + 1) for v in document]
         return "[" + inner + ("," + inner).join(items) + "\n" + "  " * level + "]"
     if isinstance(document, dict):
         if not document:
             return "{}"
-        pairs = [f"{quote(str(k))}: {dumps(v, level + 1)}" for k, v in document.items()]
+        pairs = [
+            f"{quote(str(k))}: {quote(v) if type(v) is str else dumps(v, level + 1)}"
+            for k, v in document.items()
+        ]
         return "{" + inner + ("," + inner).join(pairs) + "\n" + "  " * level + "}"
     raise TypeError(f"not JSON serializable here: {type(document).__name__}")

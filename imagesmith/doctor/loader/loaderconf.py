@@ -87,8 +87,9 @@ def _parse_diagnostics(diag: str) -> dict[str, object] | None:
     # the --glibc-hwcaps-mask that could hide one is a command-line option of ld.so, not the environment).
     names = (_string(d["dl_hwcaps_subdirs"]) or "").split(":")
     facts["hwcaps"] = tuple(n for i, n in enumerate(names) if n and active >> i & 1)
-    version = str(facts.get("version", "")).split(".")
-    if all(p.isdigit() for p in version[:2]) and tuple(int(p) for p in version[:2]) >= (2, 37):
+    from imagesmith.doctor.loader import elf  # glibc's version scheme is read in one place
+
+    if (elf.glibc_version(str(facts.get("version", ""))) or ()) >= (2, 37):
         return facts  # glibc 2.37 removed the legacy subdirectories
     searched = hwcap & important
     if not searched:
