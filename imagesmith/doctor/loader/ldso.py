@@ -32,6 +32,7 @@ class LoaderQuery:
         self._done = False
         read_fd, write_fd = os.pipe()
         try:
+            os.set_blocking(read_fd, False)  # our end only: the loader writes to a blocking pipe as usual
             self._pid = os.posix_spawn(
                 loader,
                 [loader, flag],
@@ -43,7 +44,6 @@ class LoaderQuery:
                 ],
             )
             self._fd = read_fd
-            os.set_blocking(read_fd, False)
         except OSError:
             os.close(read_fd)
         finally:
