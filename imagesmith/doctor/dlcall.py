@@ -2,8 +2,7 @@
 
 The probe runs in a forked child, and on a GPU node that child is the full doctor's longest single task:
 there, importing the ``ctypes`` package (``types``, ~40 classes and their metaclasses, all copy-on-write
-faults after the fork) costs ~2.8 ms against ~1.2 ms for the C module it wraps (the doctor's JSON writer uses
-``_json`` the same way). The names and their behaviour are ``ctypes``' own: ``CDLL(path)`` is ``dlopen`` with
+faults after the fork) costs ~2.8 ms against ~1.2 ms for the C module it wraps. The names and their behaviour are ``ctypes``' own: ``CDLL(path)`` is ``dlopen`` with
 RTLD_NOW | RTLD_LOCAL (``_ctypes`` adds RTLD_NOW, as for ``ctypes``), functions use the C calling convention
 and return ``c_int`` unless given another ``restype``; a library that does not load raises ``OSError``, a
 missing symbol ``AttributeError``. Type checkers see the ``ctypes`` originals; tests/doctor/test_probe_dlcall.py
@@ -19,23 +18,16 @@ else:
     import _ctypes
     from _ctypes import byref
 
-    class c_int(_ctypes._SimpleCData):
-        _type_ = "i"
+    def _simple(name, code):
+        """A simple C type as ctypes declares it (``class c_int(_SimpleCData): _type_ = "i"``)."""
+        return type(name, (_ctypes._SimpleCData,), {"_type_": code, "__module__": __name__})
 
-    class c_uint(_ctypes._SimpleCData):
-        _type_ = "I"
-
-    class c_ulonglong(_ctypes._SimpleCData):
-        _type_ = "Q"
-
-    class c_void_p(_ctypes._SimpleCData):
-        _type_ = "P"
-
-    class c_char(_ctypes._SimpleCData):
-        _type_ = "c"
-
-    class c_char_p(_ctypes._SimpleCData):
-        _type_ = "z"
+    c_int = _simple("c_int", "i")
+    c_uint = _simple("c_uint", "I")
+    c_ulonglong = _simple("c_ulonglong", "Q")
+    c_void_p = _simple("c_void_p", "P")
+    c_char = _simple("c_char", "c")
+    c_char_p = _simple("c_char_p", "z")
 
     def create_string_buffer(size):
         """A zeroed ``char[size]``; ``.value`` is its bytes up to the first NUL."""
