@@ -39,7 +39,7 @@ EXE = str(Path(sys.executable).with_name("imagesmith"))
 
 
 def _policy(registry: str, os_base: str) -> str:
-    text = (REPO / "imagesmith.yaml").read_text(encoding="utf-8")
+    text = (REPO / "examples" / "team" / "imagesmith.yaml").read_text(encoding="utf-8")
     text = text.replace("registry: ghcr.io/acme/ml", f"registry: {registry}/acme/ml")
     return text.replace("image: docker.io/library/debian:bookworm-slim", f"image: {os_base}")
 
@@ -255,7 +255,7 @@ def run() -> list[dict[str, Any]]:
         (WORK / "imagesmith.yaml").write_text(_policy(registry.address, os_base), encoding="utf-8")
         # The checkout's locks (the registry and OS base image are not lock inputs); the PyTorch-index
         # images have none here and stay unlocked, and _buildable leaves them out anyway.
-        for lock in (REPO / "base_images").glob("*/requirements.lock"):
+        for lock in (REPO / "examples" / "team" / "base_images").glob("*/requirements.lock"):
             (WORK / "base_images" / lock.parent.name).mkdir(parents=True, exist_ok=True)
             shutil.copy(lock, WORK / "base_images" / lock.parent.name / lock.name)
         _, rendered = _imagesmith("images", "render", "--allow-unlocked")

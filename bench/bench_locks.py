@@ -52,7 +52,7 @@ fleet:
 def _reachable() -> list[str]:
     """The default plan's images whose index PyPI is (the PyTorch index is not reachable here)."""
     kb = knowledge.load()
-    plan = make_plan(kb, load_policy(REPO / "imagesmith.yaml", kb))
+    plan = make_plan(kb, load_policy(REPO / "examples" / "team" / "imagesmith.yaml", kb))
     names: list[str] = []
     for image in plan.images:
         if image.index_url is None and (image.parent is None or image.parent in names):
@@ -80,7 +80,7 @@ def _pip_compile_all(pip_compile: Path, names: list[str], env: dict[str, str], w
     """pip-compile each image's requirements within its ancestors' pins (read from imagesmith's locks, so
     both resolve the same problem), one after the other."""
     kb = knowledge.load()
-    plan = make_plan(kb, load_policy(REPO / "imagesmith.yaml", kb))
+    plan = make_plan(kb, load_policy(REPO / "examples" / "team" / "imagesmith.yaml", kb))
     locks = lock.read_locks(REPO, plan)
     total = 0.0
     for name in names:
@@ -102,7 +102,7 @@ def _lock_rows() -> list[dict[str, Any]]:
     for state in ("cold", "warm"):
         with tempfile.TemporaryDirectory(prefix="bench-locks-") as tmp:
             work = Path(tmp)
-            shutil.copy(REPO / "imagesmith.yaml", work / "imagesmith.yaml")
+            shutil.copy(REPO / "examples" / "team" / "imagesmith.yaml", work / "imagesmith.yaml")
             env = {**os.environ, "SSL_CERT_FILE": str(CA), "PIP_CERT": str(CA)}
             caches = WORK / "caches"
             if state == "cold":

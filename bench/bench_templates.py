@@ -9,7 +9,6 @@ instance picker behind the questions) cost on top of copier itself. Median of se
 from __future__ import annotations
 
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -19,6 +18,8 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
+
+from imagesmith.team.assets import copy_project_templates
 
 REPO = Path(__file__).resolve().parents[1]
 RUNS = 5
@@ -42,8 +43,7 @@ def _commit(cwd: Path, message: str) -> None:
 def _imagesmith_template(root: Path) -> Path:
     tpl = root / "imagesmith-templates"
     tpl.mkdir()
-    shutil.copy2(REPO / "copier.yml", tpl / "copier.yml")
-    shutil.copytree(REPO / "templates", tpl / "templates")
+    copy_project_templates(tpl)
     _git(tpl, "init", "-q", "-b", "main")
     _commit(tpl, "v1")
     _git(tpl, "tag", "v1")

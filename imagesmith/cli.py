@@ -17,6 +17,14 @@ from imagesmith.errors import EXIT_BAD_INPUT, ImagesmithError
 
 # name -> ("module:attribute", one-line help shown by `imagesmith --help`)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "init": (
+        "imagesmith.team.cli:init_command",
+        "Create the team's platform repository (policy, templates, CI).",
+    ),
+    "upgrade": (
+        "imagesmith.team.cli:upgrade_command",
+        "Move the team's repository to this imagesmith: templates, pin, re-planned images.",
+    ),
     "matrix": ("imagesmith.matrix.cli:matrix", "Answer 'will this framework build run on this node?'."),
     "images": ("imagesmith.images.cli:images", "Plan and render the curated base images from the policy."),
     "build": ("imagesmith.builder.cli:build", "Build the curated images on the local Docker engine."),

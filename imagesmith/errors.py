@@ -57,6 +57,10 @@ class EnvironmentProblem(ImagesmithError):
     exit_code = EXIT_ENVIRONMENT
 
 
+class VersionSkew(EnvironmentProblem):
+    """The installed imagesmith is of another release line than the team repository's ``imagesmith-version``."""
+
+
 class NegativeAnswer(ImagesmithError):
     """The command ran fine and the answer is no (a build fails on a node, a check is out of date)."""
 

@@ -16,9 +16,18 @@ from tests import docker_harness
 REPO = Path(__file__).resolve().parents[1]
 
 
+EXAMPLE = REPO / "examples" / "team"
+
+
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO
+
+
+@pytest.fixture(scope="session")
+def example() -> Path:
+    """The example team repository's own files (its policy, locks and rendered images): ``init --adopt``'s."""
+    return EXAMPLE
 
 
 @pytest.fixture

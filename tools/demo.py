@@ -3,9 +3,10 @@
 1. validate the sourced compatibility data;
 2. answer a few "will this run?" questions a platform team asks every week;
 3. plan the curated image set for the default fleet (with the reasons for what was left out);
-4. lock the PyPI-default torch runtime (uv, with hashes) and render the Dockerfiles, plan.json, the CI
-   workflow and the bake file into build/demo/;
-5. show that the committed base_images/ and ci/ match what the policy renders;
+4. create a team's platform repository in build/demo/team with `imagesmith init` (policy pinned to this
+   imagesmith, project templates, CI), lock its PyPI-default torch runtime (uv, with hashes) and render
+   the Dockerfiles, plan.json, the CI workflows and the bake file there;
+5. show that the example team repository (examples/team/) matches what its policy renders;
 6. set up a Docker engine as `make test` does (dockerd started when none answers, the OS base from
    debootstrap) and build the base image and the PyPI-default torch runtime image for real (a 5 GB
    CUDA 13 image from PyPI), smoke-tested inside (doctor, labels, the framework's own CUDA/cuDNN);
@@ -28,9 +29,14 @@ OUT = REPO / "build" / "demo"
 PYPI_TORCH = "torch-2.13.0-cu130-py3.11-bookworm-runtime"  # what a plain `pip install torch==2.13.0` gets
 
 
-def step(title: str, *args: str, allow: tuple[int, ...] = (0,)) -> None:
-    print(f"\n== {title}\n$ imagesmith {' '.join(args)}", flush=True)
-    code = subprocess.run([EXE, *args], cwd=REPO).returncode
+TEAM = OUT / "team"
+EXAMPLE = REPO / "examples" / "team"
+
+
+def step(title: str, *args: str, allow: tuple[int, ...] = (0,), cwd: Path = REPO) -> None:
+    where = "" if cwd == REPO else f"(in {cwd.relative_to(REPO)}) "
+    print(f"\n== {title}\n{where}$ imagesmith {' '.join(args)}", flush=True)
+    code = subprocess.run([EXE, *args], cwd=cwd).returncode
     if code not in allow:
         print(f"demo: step failed with exit code {code}", file=sys.stderr)
         sys.exit(code)
@@ -74,27 +80,42 @@ def main() -> int:
     )
     step("Plan the curated images for the default fleet", "images", "plan", "--explain")
     ca = ["--ca-cert", str(HOST_CA)] if HOST_CA.is_file() else []
+    import shutil
+
+    shutil.rmtree(TEAM, ignore_errors=True)
+    step(
+        "Create the team's platform repository (non-interactive answers)",
+        "init",
+        str(TEAM.relative_to(REPO)),
+        "--team-name",
+        "Demo",
+        "--registry",
+        "ghcr.io/acme/ml",
+        "--framework",
+        "torch~=2.13.0",
+    )
     # Lock what the demo builds (uv resolves it against PyPI, with hashes; the base's lock comes with it);
     # the PyTorch-index (cu126) images cannot be locked without download.pytorch.org, so the render
     # below allows them unlocked and names them.
-    step("Lock the PyPI-default torch runtime", "images", "lock", "--output-dir", str(OUT), *ca, PYPI_TORCH)
-    step("Render the plan", "images", "render", "--allow-unlocked", "--output-dir", str(OUT))
+    step("Lock the PyPI-default torch runtime", "images", "lock", *ca, PYPI_TORCH, cwd=TEAM)
+    step("Render the plan with its locks", "images", "render", "--allow-unlocked", cwd=TEAM)
     step(
-        "Check the committed files match the policy and its locks",
+        "Check the example team repository matches its policy and locks",
         "images",
         "render",
         "--check",
         "--allow-unlocked",
+        cwd=EXAMPLE,
     )
     return build_for_real()
 
 
 def runtime_image() -> dict[str, object]:
     """The PyPI-default torch runtime of the plan: the one a plain `pip install torch` gives."""
-    plan = json.loads((OUT / "base_images" / "plan.json").read_text(encoding="utf-8"))
+    plan = json.loads((TEAM / "base_images" / "plan.json").read_text(encoding="utf-8"))
     for image in plan["images"]:
         framework = image.get("framework") or {}
-        dockerfile = (OUT / "base_images" / image["dockerfile"]).read_text(encoding="utf-8")
+        dockerfile = (TEAM / "base_images" / image["dockerfile"]).read_text(encoding="utf-8")
         pypi_default = "--extra-index-url" not in dockerfile  # other builds need the PyTorch index
         if image.get("variant") == "runtime" and framework.get("name") == "torch" and pypi_default:
             return dict(image)
@@ -114,7 +135,7 @@ def build_for_real() -> int:
     try:
         image = runtime_image()
         base = str(image["parent"])
-        args = ["build", base, str(image["name"]), "--plan", str(OUT / "base_images" / "plan.json")]
+        args = ["build", base, str(image["name"]), "--plan", str(TEAM / "base_images" / "plan.json")]
         args += ["--base-image", f"bookworm={os_base}", "--output-dir", str(OUT / "images"), "--no-sizes"]
         if HOST_CA.is_file():  # a TLS-intercepting proxy's CA, served to the build only
             args += ["--ca-cert", str(HOST_CA)]
@@ -130,7 +151,7 @@ def build_for_real() -> int:
     finally:
         engine.stop()
     print(
-        f"demo: done. Rendered files in {OUT.relative_to(REPO)}/, build manifest in {OUT.relative_to(REPO)}/images/."
+        f"demo: done. The team repository is {TEAM.relative_to(REPO)}/, the build manifest {OUT.relative_to(REPO)}/images/."
     )
     return 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -27,6 +28,30 @@ def _base_images(values: tuple[str, ...], os_names: list[str]) -> tuple[tuple[st
             )
         pairs.append((name, ref))
     return tuple(pairs)
+
+
+def _mirrored(loaded: Any, mirror: str | None) -> tuple[tuple[str, str], ...]:
+    """``--base-image`` pairs sending each Docker Hub OS base through ``mirror`` (later --base-image win)."""
+    from imagesmith.contract.tags import ImageRef
+
+    prefix = (mirror or "").strip().rstrip("/")
+    if not prefix:
+        return ()
+    if "://" in prefix or " " in prefix:
+        raise UsageError(
+            "expected a registry host and path, like mirror.example.com/dockerhub",
+            where=f"--os-base-mirror {mirror}",
+        )
+    pairs: dict[str, str] = {}
+    for image in loaded.images:
+        if image.base.kind != "os" or not image.base.ref:
+            continue
+        ref = ImageRef.parse(image.base.ref)
+        if ref.registry not in (None, "docker.io", "index.docker.io", "registry-1.docker.io"):
+            continue  # not a Docker Hub image: the mirror does not hold it
+        path = ref.path if "/" in ref.path else f"library/{ref.path}"
+        pairs[image.base.name] = str(ImageRef(repository=f"{prefix}/{path}", tag=ref.tag, digest=ref.digest))
+    return tuple(pairs.items())
 
 
 @click.command("build")
@@ -73,16 +98,31 @@ def _base_images(values: tuple[str, ...], os_names: list[str]) -> tuple[tuple[st
     metavar="NAME=REF",
     help="Use REF for the OS base NAME (the plan's from.name, or 'os' for all): a mirror or a local image.",
 )
-@click.option("--pip-index-url", metavar="URL", help="Python package index used inside the builds.")
+@click.option(
+    "--os-base-mirror",
+    metavar="PREFIX",
+    envvar="IMAGESMITH_OS_BASE_MIRROR",
+    help="Pull Docker Hub OS bases through this registry mirror (docker.io/library/debian -> "
+    "PREFIX/library/debian); env IMAGESMITH_OS_BASE_MIRROR.",
+)
+@click.option(
+    "--pip-index-url",
+    metavar="URL",
+    envvar="PIP_INDEX_URL",
+    help="Python package index used inside the builds (env PIP_INDEX_URL).",
+)
 @click.option(
     "--ca-cert",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="PEM CA bundle for a TLS-intercepting proxy; used during the build only, never stored in an image.",
+    envvar="IMAGESMITH_CA_CERT",
+    help="PEM CA bundle for a TLS-intercepting proxy; used during the build only, never stored in an image "
+    "(env IMAGESMITH_CA_CERT).",
 )
 @click.option(
     "--imagesmith-wheel",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="Prebuilt imagesmith wheel for the base images (default: built from this checkout).",
+    help="The imagesmith wheel the base images install (default: the release the policy pins, from the "
+    "package index; a source checkout of that release builds its own).",
 )
 def build(
     images: tuple[str, ...],
@@ -94,6 +134,7 @@ def build(
     sizes: bool,
     output_dir: Path,
     base_images: tuple[str, ...],
+    os_base_mirror: str | None,
     pip_index_url: str | None,
     ca_cert: Path | None,
     imagesmith_wheel: Path | None,
@@ -127,7 +168,7 @@ def build(
         parents_from_registry=parents_from_registry,
         measure_sizes=sizes,
         output_dir=output_dir,
-        base_images=_base_images(base_images, os_names),
+        base_images=_mirrored(loaded, os_base_mirror) + _base_images(base_images, os_names),
         pip_index_url=pip_index_url or None,
         ca_cert=read_pem(ca_cert) if ca_cert is not None else None,
         imagesmith_wheel=imagesmith_wheel,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import threading
 import time
 from collections import deque
@@ -133,9 +134,19 @@ class Builder:
         needing = [self.index[n] for n in selected if self.index[n].needs_imagesmith_wheel]
         if not needing:
             return
-        built = self.options.imagesmith_wheel or wheel.build_wheel()
+        release = self.options.plan.imagesmith_release
+        if release is None:
+            built = self.options.imagesmith_wheel or wheel.build_wheel()
+        else:
+            built = wheel.for_release(
+                release, push=self.options.push, given=self.options.imagesmith_wheel, warn=self._warn
+            )
         for image in needing:
             wheel.place(built, image.context)
+
+    @staticmethod
+    def _warn(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
 
     def _schedule(self, selected: tuple[str, ...]) -> None:
         parents = {image.name: image.parent for image in self.plan.images}

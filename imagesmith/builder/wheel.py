@@ -1,7 +1,10 @@
-"""Puts a fresh imagesmith wheel into every build context that installs it (``<context>/wheels/``).
+"""Puts the imagesmith wheel into every build context that installs it (``<context>/wheels/``).
 
-The wheel is built from this checkout once per source state and cached, so a no-op rebuild does not
-pay for ``pip wheel``.
+Which wheel: for a policy that pins a release (``imagesmith-version``), exactly that release: downloaded from
+the package index (pip's own configuration: ``PIP_INDEX_URL``, ``PIP_FIND_LINKS``), or built from a source
+checkout of that very release, which must then have no uncommitted changes to push. For a policy that pins
+none, a wheel of the imagesmith that runs the build, built from its checkout once per source state and cached,
+so a no-op rebuild does not pay for ``pip wheel``.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import imagesmith
@@ -123,3 +127,73 @@ def place(wheel: Path, context: Path) -> Path:
     if not destination.exists() or _archive_digest(destination) != _archive_digest(wheel):
         shutil.copyfile(wheel, destination)
     return destination
+
+
+def uncommitted_changes(root: Path) -> list[str]:
+    """Files of the package (and its build configuration) that differ from the checkout's last commit."""
+    done = subprocess.run(
+        ["git", "-C", str(root), "status", "--porcelain", "--", "imagesmith", "pyproject.toml"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        return []  # not a git checkout (an unpacked sdist): nothing to compare with
+    return [line[3:] for line in done.stdout.splitlines() if line.strip()]
+
+
+def download_release(version: str) -> Path:
+    """The released wheel of imagesmith ``version`` from the package index, cached per version."""
+    target = cache_dir() / "wheels" / f"release-{version}"
+    existing = sorted(target.glob(f"imagesmith-{version}-*.whl"))
+    if existing:
+        return existing[0]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet"]
+        result = subprocess.run(
+            [*command, "-d", tmp, f"imagesmith=={version}"], capture_output=True, text=True, check=False
+        )
+        found = sorted(Path(tmp).glob(f"imagesmith-{version}-*.whl"))
+        if result.returncode != 0 or not found:
+            tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no wheel"]
+            raise EnvironmentProblem(
+                f"cannot download imagesmith {version} from the package index: {tail[0]}",
+                where="imagesmith-version",
+                hint="set PIP_INDEX_URL (or PIP_FIND_LINKS) to where the release is, or pass --imagesmith-wheel",
+            )
+        with contextlib.suppress(OSError):
+            Path(tmp).rename(target)
+    return sorted(target.glob(f"imagesmith-{version}-*.whl"))[0]
+
+
+def wheel_version(path: Path) -> str:
+    """The version in a wheel's file name (``imagesmith-0.2.0-py3-none-any.whl``)."""
+    parts = path.name.split("-")
+    return parts[1] if len(parts) >= 5 and path.suffix == ".whl" else ""
+
+
+def for_release(version: str, *, push: bool, given: Path | None, warn: Callable[[str], None]) -> Path:
+    """The wheel of the pinned release ``version`` (see the module's docstring); refuses what is not it."""
+    if given is not None:
+        if wheel_version(given) != version:
+            raise UsageError(
+                f"the wheel is imagesmith {wheel_version(given) or '(unknown version)'}, the policy pins {version}",
+                where=f"--imagesmith-wheel {given}",
+            )
+        return given
+    root = source_root()
+    if root is None or imagesmith.__version__ != version:
+        return download_release(version)
+    changed = uncommitted_changes(root)
+    if changed:
+        shown = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
+        if push:
+            raise UsageError(
+                f"imagesmith runs from a checkout with uncommitted changes ({shown}): its wheel is not release "
+                f"{version}, and the images would carry it under release tags; nothing built or pushed",
+                where=str(root),
+                hint="commit the changes (or build without --push)",
+            )
+        warn(f"imagesmith: warning: building with uncommitted tool changes in {root} ({shown})")
+    return build_wheel()

@@ -21,6 +21,8 @@ SM = PREFIX + "sm"
 PYTHON = PREFIX + "python"
 VARIANT = PREFIX + "variant"
 OS = PREFIX + "os"
+# The imagesmith release the image carries (the policy's imagesmith-version, else the one that rendered it).
+TOOL_VERSION = PREFIX + "version"
 # Set by the builder, not the plan: the hash of everything that went into the image.
 INPUT_HASH = PREFIX + "input-hash"
 # Set at render from the image's lock: the fingerprint of the pins it installs ("none": built unlocked).

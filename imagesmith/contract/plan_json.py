@@ -81,12 +81,18 @@ class Uncovered:
     why: str
 
 
+RELEASE_KEY = "imagesmith_release"
+
+
 @dataclass(frozen=True, kw_only=True)
 class Plan:
     path: Path
     images: tuple[PlannedImage, ...]
     policy: str | None = None
     generated_by: str | None = None
+    # The imagesmith release the policy pins (imagesmith-version): the base images install exactly it.
+    # None for a policy that pins none (the images carry whatever imagesmith builds them).
+    imagesmith_release: str | None = None
     # Fleet nodes the plan leaves without an image; non-empty only when rendered with --allow-uncovered.
     uncovered: tuple[Uncovered, ...] = ()
 
@@ -267,6 +273,7 @@ def load(path: Path, *, check_files: bool = True) -> Plan:
         images=images,
         policy=data.get("policy") if isinstance(data.get("policy"), str) else None,
         generated_by=data.get("generated_by") if isinstance(data.get("generated_by"), str) else None,
+        imagesmith_release=(data.get(RELEASE_KEY) if isinstance(data.get(RELEASE_KEY), str) else None),
         uncovered=tuple(uncovered),
     )
 
@@ -317,6 +324,7 @@ def dumps(
     policy: str,
     uncovered: tuple[Uncovered, ...] = (),
     root: Path = Path(),
+    imagesmith_release: str | None = None,
 ) -> str:
     """The text of ``plan.json``; image paths are written relative to ``root`` (the plan's folder)."""
     document: dict[str, Any] = {
@@ -324,6 +332,8 @@ def dumps(
         "generated_by": generated_by,
         "policy": policy,
     }
+    if imagesmith_release:
+        document[RELEASE_KEY] = imagesmith_release
     if uncovered:
         document["uncovered"] = [{"node": u.node, "line": u.line, "why": u.why} for u in uncovered]
     document["images"] = [_entry(image, root) for image in images]

@@ -63,8 +63,13 @@ def repository_of(ref: str) -> str:
     return ImageRef.parse(ref).repository
 
 
-def base_tag(registry: str, *, python: str, os: str) -> str:
-    return f"{registry}/base:py{python}-{os}"
+def release_suffix(release: int) -> str:
+    """The immutable tags' moving part: the policy's ``release`` N as ``-rN`` (nothing for 0, the old tags)."""
+    return f"-r{release}" if release > 0 else ""
+
+
+def base_tag(registry: str, *, python: str, os: str, release: int = 0) -> str:
+    return f"{registry}/base:py{python}-{os}{release_suffix(release)}"
 
 
 def base_alias(registry: str, *, python: str) -> str:
@@ -72,12 +77,21 @@ def base_alias(registry: str, *, python: str) -> str:
 
 
 def framework_tag(
-    registry: str, *, framework: str, version: str, python: str, cuda: str, variant: str, os: str
+    registry: str,
+    *,
+    framework: str,
+    version: str,
+    python: str,
+    cuda: str,
+    variant: str,
+    os: str,
+    release: int = 0,
 ) -> str:
     """``cuda`` is ``major.minor``; CUDA-only lines (framework ``cuda``) carry it as their version."""
+    suffix = release_suffix(release)
     if framework == "cuda":
-        return f"{registry}/cuda:{version}-py{python}-{variant}-{os}"
-    return f"{registry}/{framework}:{version}-py{python}-cu{cuda}-{variant}-{os}"
+        return f"{registry}/cuda:{version}-py{python}-{variant}-{os}{suffix}"
+    return f"{registry}/{framework}:{version}-py{python}-cu{cuda}-{variant}-{os}{suffix}"
 
 
 def rolling_aliases(
@@ -101,6 +115,7 @@ class CuratedTag:
     cuda: str
     variant: str
     os: str
+    release: int = 0
 
 
 def parse_framework_tag(text: str) -> CuratedTag | None:
@@ -112,7 +127,7 @@ def parse_framework_tag(text: str) -> CuratedTag | None:
         return None
     match = re.fullmatch(
         r"(?P<version>[0-9][0-9A-Za-z.]*)-py(?P<py>\d+\.\d+)-cu(?P<cuda>\d+(?:\.\d+)*)"
-        r"-(?P<variant>[a-z0-9]+)-(?P<os>[a-z0-9.]+)",
+        r"-(?P<variant>[a-z0-9]+)-(?P<os>[a-z0-9.]+)(?:-r(?P<release>[0-9]+))?",
         ref.tag,
     )
     if match is None:
@@ -125,4 +140,5 @@ def parse_framework_tag(text: str) -> CuratedTag | None:
         cuda=match["cuda"],
         variant=match["variant"],
         os=match["os"],
+        release=int(match["release"] or 0),
     )

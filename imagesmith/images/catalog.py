@@ -188,6 +188,32 @@ def _for_template(
     return embedded_catalog()
 
 
+def check_template_pin(source: Path | None) -> None:
+    """Refuse (``VersionSkew``) to render projects from a team repository pinned to another imagesmith line."""
+    if source is None:
+        return
+    policy_path = source / POLICY_FILE
+    _check_pin(str(policy_path), _stamp(policy_path))
+
+
+@lru_cache(maxsize=32)
+def _check_pin(path: str, stamp: tuple[int, int] | None) -> None:
+    if stamp is None:
+        return
+    from imagesmith import __version__
+    from imagesmith.contract import requirement
+    from imagesmith.images.yamlpos import load_file
+
+    doc = load_file(path)
+    if not isinstance(doc.data, dict) or requirement.KEY not in doc.data:
+        return
+    # copier renders from a temporary clone: name the file as the team knows it.
+    line = doc.where(requirement.KEY).rpartition(":")[2]
+    where = f"the team repository's {POLICY_FILE.as_posix()}:{line}"
+    pin = requirement.parse_pin(doc.data[requirement.KEY], where=where)
+    requirement.check(__version__, pin, where=where, repository="the team repository")
+
+
 def curated_choices() -> tuple[CuratedChoice, ...]:
     """Every image of the plan made from the policy embedded in this imagesmith version."""
     return embedded_catalog().choices

@@ -303,6 +303,7 @@ def _tag(policy: Policy, c: Candidate, base: OsBase, variant: str) -> str:
         cuda=_cuda2(c.cuda),
         variant=variant,
         os=base.name,
+        release=policy.release,
     )
 
 
@@ -364,8 +365,15 @@ def make_plan(kb: Knowledge, policy: Policy) -> Plan:
     )
 
 
+def tool_version(policy: Policy) -> str:
+    """The imagesmith release the images carry: the policy's pin, else the imagesmith making the plan."""
+    from imagesmith import __version__
+
+    return policy.imagesmith_version or __version__
+
+
 def _common_labels(policy: Policy, name: str, title: str, version: str, base_ref: str) -> dict[str, str]:
-    return labels_contract.oci(
+    labels = labels_contract.oci(
         title=name,
         description=title,
         version=version,
@@ -373,6 +381,8 @@ def _common_labels(policy: Policy, name: str, title: str, version: str, base_ref
         authors=policy.maintainer,
         base_name=base_ref,
     )
+    labels[labels_contract.TOOL_VERSION] = tool_version(policy)
+    return labels
 
 
 def _pip_for(c: Candidate, variant: str) -> tuple[tuple[str, ...], str | None]:
@@ -531,7 +541,7 @@ def _base(policy: Policy, base: OsBase) -> PlannedImage:
     )
     return PlannedImage(
         name=name,
-        tag=tags.base_tag(policy.registry, python=base.python, os=base.name),
+        tag=tags.base_tag(policy.registry, python=base.python, os=base.name, release=policy.release),
         aliases=aliases,
         parent=None,
         base=base,

@@ -7,6 +7,7 @@ import re
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
+from imagesmith.contract import requirement
 from imagesmith.contract.record import record
 from imagesmith.errors import DataError, UnknownName
 from imagesmith.images.yamlpos import Located, load_file, load_text
@@ -60,6 +61,11 @@ class Policy:
     fleet: tuple[FleetNode, ...]
     maintainer: str
     vendor: str
+    # The imagesmith release the team's repository is made for (contract/requirement.py); None: not pinned
+    # (the embedded default, a policy written before init existed): images carry the running imagesmith.
+    imagesmith_version: str | None = None
+    # The immutable tags' moving part: 0 (absent) adds nothing, N adds "-rN" (docs/images.md, "Releases").
+    release: int = 0
 
 
 def _expect(doc: Located, value: Any, kind: type, *path: str | int) -> Any:
@@ -91,6 +97,8 @@ def parse_policy(doc: Located, kb: Knowledge) -> Policy:
         "variants",
         "frameworks",
         "fleet",
+        requirement.KEY,
+        "release",
     }
     for key in top:
         if key not in allowed:
@@ -99,6 +107,16 @@ def parse_policy(doc: Located, kb: Knowledge) -> Policy:
             )
     if top.get("schema", 1) != 1:
         raise DataError("only schema: 1 is understood", where=doc.where("schema"))
+    pin = (
+        str(requirement.parse_pin(top[requirement.KEY], where=doc.where(requirement.KEY)))
+        if requirement.KEY in top
+        else None
+    )
+    release = top.get("release", 0)
+    if not isinstance(release, int) or isinstance(release, bool) or release < 0:
+        raise DataError(
+            f"release must be a whole number (0 or more), got {release!r}", where=doc.where("release")
+        )
     registry = _get(doc, top, "registry", str).rstrip("/")
     bases = []
     for name, spec in _get(doc, top, "bases", dict).items():
@@ -206,6 +224,8 @@ def parse_policy(doc: Located, kb: Knowledge) -> Policy:
         fleet=tuple(fleet),
         maintainer=str(top.get("maintainer", "ML platform team")),
         vendor=str(top.get("vendor", "imagesmith")),
+        imagesmith_version=pin,
+        release=release,
     )
 
 
@@ -220,10 +240,44 @@ def embedded_policy(kb: Knowledge) -> Policy:
     return parse_policy(load_text(default_policy_text(), "<embedded default policy>"), kb)
 
 
-def load_policy(path: str | os.PathLike[str] | None, kb: Knowledge) -> Policy:
-    """The policy at ``path``; without one, ``./imagesmith.yaml`` if present, else the embedded default."""
+def load_policy(path: str | os.PathLike[str] | None, kb: Knowledge, *, check_skew: bool = True) -> Policy:
+    """The policy at ``path``; without one, ``./imagesmith.yaml`` if present, else the embedded default.
+
+    A policy that pins ``imagesmith-version`` is refused (``VersionSkew``) by an imagesmith of another release
+    line, unless ``check_skew`` is off (``imagesmith upgrade``, whose job is to move the pin)."""
     if path is None:
-        if os.path.isfile("imagesmith.yaml"):
-            return parse_policy(load_file("imagesmith.yaml"), kb)
-        return embedded_policy(kb)
-    return parse_policy(load_file(path), kb)
+        if not os.path.isfile("imagesmith.yaml"):
+            return embedded_policy(kb)
+        path = "imagesmith.yaml"
+    policy = parse_policy(load_file(path), kb)
+    if check_skew:
+        check_version(policy)
+    return policy
+
+
+def check_version(policy: Policy) -> None:
+    """Refuse to work on a policy pinned to another imagesmith release line than the one running."""
+    if policy.imagesmith_version is None:
+        return
+    from packaging.version import Version
+
+    from imagesmith import __version__
+
+    requirement.check(
+        __version__,
+        Version(policy.imagesmith_version),
+        where=_pin_where(policy),
+        repository=os.path.dirname(os.path.abspath(policy.source)),
+    )
+
+
+def _pin_where(policy: Policy) -> str:
+    """``file:line`` of the pin (the policy keeps only its file name)."""
+    try:
+        with open(policy.source, encoding="utf-8") as fh:
+            for number, line in enumerate(fh, 1):
+                if line.startswith(requirement.KEY + ":"):
+                    return f"{policy.source}:{number}"
+    except OSError:
+        pass
+    return policy.source

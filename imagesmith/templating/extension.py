@@ -58,7 +58,13 @@ def template_source(ctx: Context) -> Path | None:
 
 
 def _catalog(ctx: Context) -> Catalog:
-    return catalog.for_template(template_source(ctx))
+    source = template_source(ctx)
+    # The version-skew check, on every copy and on the render an update makes in the project itself; the
+    # old and new template versions an update replays into temporary folders are not checked (the old one
+    # was made for the imagesmith the project last used, and the new one is checked in the project).
+    if not _replaying_update(ctx):
+        catalog.check_template_pin(source)
+    return catalog.for_template(source)
 
 
 def _answer(ctx: Context, name: str, value: object = None) -> str:

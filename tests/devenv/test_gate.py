@@ -24,13 +24,16 @@ from imagesmith.matrix.codes import Code
 REPO = Path(__file__).resolve().parents[2]
 NODES = REPO / "tests" / "fleet" / "fixtures" / "nodes.json"
 RESEARCH = REPO / "docs" / "research" / "provider-gpu-drivers.toml"
-CU130 = "ghcr.io/acme/ml/torch:2.13.0-py3.11-cu13.0-devel-bookworm"
-CU126 = "ghcr.io/acme/ml/torch:2.13.0-py3.11-cu12.6-devel-bookworm"
+CU130 = "ghcr.io/acme/ml/torch:2.13.0-py3.11-cu13.0-devel-bookworm-r1"
+CU126 = "ghcr.io/acme/ml/torch:2.13.0-py3.11-cu12.6-devel-bookworm-r1"
+# Outside a project the command judges against the embedded default policy, which has no release (-rN) part.
+EMBEDDED_CU130 = CU130.removesuffix("-r1")
+EMBEDDED_CU126 = CU126.removesuffix("-r1")
 
 
 @pytest.fixture(scope="module")
 def plan() -> Catalog:
-    return from_plan_json(REPO / "base_images" / "plan.json")
+    return from_plan_json(REPO / "examples" / "team" / "base_images" / "plan.json")
 
 
 def curated(plan: Catalog, tag: str) -> ImageLabels:
@@ -167,7 +170,7 @@ def test_a_bare_branch_is_judged_at_both_ends(plan: Catalog) -> None:
 
 
 def test_a_cpu_image_passes_anywhere(plan: Catalog) -> None:
-    base = "ghcr.io/acme/ml/base:py3.11-bookworm"
+    base = "ghcr.io/acme/ml/base:py3.11-bookworm-r1"
     target = gate.instance_target("g2-standard-4", "gcp")
     assert gate.check(curated(plan, base), target, image=base).answer == gate.PASS
 
@@ -233,12 +236,12 @@ def run(args: list[str]) -> tuple[int, str, str]:
 
 
 def test_the_command_has_distinct_exit_codes_and_one_line_errors() -> None:
-    code, out, err = run(["--image", CU126, "--instance", "g6.xlarge", "--cloud", "aws"])
-    assert code == 0 and out.startswith(f"pass: {CU126} on aws g6.xlarge") and err == ""
+    code, out, err = run(["--image", EMBEDDED_CU126, "--instance", "g6.xlarge", "--cloud", "aws"])
+    assert code == 0 and out.startswith(f"pass: {EMBEDDED_CU126} on aws g6.xlarge") and err == ""
     code, out, err = run(
         [
             "--image",
-            CU130,
+            EMBEDDED_CU130,
             "--instance",
             "g6.xlarge",
             "--cloud",
@@ -248,20 +251,20 @@ def test_the_command_has_distinct_exit_codes_and_one_line_errors() -> None:
         ]
     )
     assert code == EXIT_NEGATIVE and "[DRIVER_TOO_OLD]" in err and "\n" not in err
-    code, out, err = run(["--image", CU130, "--instance", "g2-standard-4", "--cloud", "gcp"])
+    code, out, err = run(["--image", EMBEDDED_CU130, "--instance", "g2-standard-4", "--cloud", "gcp"])
     assert code == EXIT_ENVIRONMENT and err.startswith("unknown:") and "[UNKNOWN_VERSION]" in err
     code, out, err = run(
-        ["--image", CU130, "--nodes", str(NODES), "-l", "eks.amazonaws.com/nodegroup=a100-535", "--json"]
+        ["--image", EMBEDDED_CU130, "--nodes", str(NODES), "-l", "eks.amazonaws.com/nodegroup=a100-535", "--json"]
     )
     assert code == EXIT_NEGATIVE
     payload: dict[str, Any] = json.loads(out)
     assert payload["answer"] == "refuse" and payload["codes"] == ["DRIVER_TOO_OLD"] and payload["fixes"]
     assert {j["node"] for j in payload["judged"]} == {"gpu-a100-535-a", "gpu-a100-535-b"}
-    code, _, err = run(["--image", CU130, "--instance", "g6.nope", "--cloud", "aws"])
+    code, _, err = run(["--image", EMBEDDED_CU130, "--instance", "g6.nope", "--cloud", "aws"])
     assert code == EXIT_BAD_INPUT and "unknown aws instance type 'g6.nope'" in err
-    code, _, err = run(["--image", CU130, "--instance", "g6.xlarge", "--provider-image", "eks-al2"])
+    code, _, err = run(["--image", EMBEDDED_CU130, "--instance", "g6.xlarge", "--provider-image", "eks-al2"])
     assert code == EXIT_BAD_INPUT and "--provider-image" in err
-    code, _, err = run(["--image", CU130, "--nodes", str(NODES)])
+    code, _, err = run(["--image", EMBEDDED_CU130, "--nodes", str(NODES)])
     assert code == EXIT_BAD_INPUT and "-l label=value" in err
 
 

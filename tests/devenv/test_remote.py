@@ -21,7 +21,7 @@ from tests.templates.templates_kit import GIT_ENV, answers, clone_template, copy
 
 HERE = Path(__file__).resolve().parent
 NODES = HERE.parent / "fleet" / "fixtures" / "nodes.json"
-CU130 = "ghcr.io/acme/ml/torch:2.13.0-py3.11-cu13.0-runtime-bookworm"
+CU130 = "ghcr.io/acme/ml/torch:2.13.0-py3.11-cu13.0-runtime-bookworm-r1"
 DEV_FILES = ["deploy/dev/k8s/statefulset.yaml", "deploy/dev/k8s/service.yaml", "deploy/dev/sky.yaml"]
 
 
@@ -266,7 +266,7 @@ def test_up_without_the_tool_says_exactly_what_to_run(
     assert "kubectl is not installed; run from" in text
     assert "kubectl apply -f deploy/dev/k8s/" in text
     # What is judged is the dev stage's base: the devel twin of the project's (runtime) base_image.
-    assert text.startswith("gate: pass: ghcr.io/acme/ml/torch:2.13.0-py3.11-cu12.6-devel-bookworm on aws")
+    assert text.startswith("gate: pass: ghcr.io/acme/ml/torch:2.13.0-py3.11-cu12.6-devel-bookworm-r1 on aws")
     assert "kubectl port-forward svc/my-project-dev 8888:8888" in text
     text = remote.up(projects["batch"], "sky", apply=False)
     assert "not applied (no --apply); run from" in text
@@ -298,7 +298,7 @@ def test_dev_gate_judges_the_projects_own_files(projects: dict[str, Path]) -> No
     )
     assert done.exception is None, done.output
     assert done.output.startswith(
-        f"pass: ghcr.io/acme/ml/torch:2.13.0-py3.11-cu12.6-devel-bookworm on gcp {itype}"
+        f"pass: ghcr.io/acme/ml/torch:2.13.0-py3.11-cu12.6-devel-bookworm-r1 on gcp {itype}"
     )
     # GKE's managed driver is not in the data: unknown, exit 3, never a pass.
     done = CliRunner().invoke(

@@ -35,7 +35,7 @@ def reachable(url: str) -> bool:
 def test_the_default_set_builds_and_passes_its_smoke_tests(
     tmp_path: Path, docker_client: Any, os_base: str, team_registry: docker_harness.Registry
 ) -> None:
-    policy = (kit.REPO / "imagesmith.yaml").read_text(encoding="utf-8")
+    policy = (kit.REPO / "examples" / "team" / "imagesmith.yaml").read_text(encoding="utf-8")
     policy = policy.replace("registry: ghcr.io/acme/ml", f"registry: {team_registry.address}/acme/ml")
     policy = policy.replace("image: docker.io/library/debian:bookworm-slim", f"image: {os_base}")
     offline_ok = os.environ.get("IMAGESMITH_E2E_OFFLINE_INDEXES") == "skip"

@@ -146,13 +146,16 @@ def test_policy_from_the_fleet_and_drift(nodes: list[Any], tmp_path: Path) -> No
     assert all(p.count >= 1 for p in derived.pools) and len(derived.pools) == 4
     from imagesmith.images.policy import load_policy
 
-    text = (Path(__file__).resolve().parents[2] / "imagesmith.yaml").read_text()
+    text = (Path(__file__).resolve().parents[2] / "examples" / "team" / "imagesmith.yaml").read_text()
     section = policy.render(derived).split("fleet:\n", 1)[1]
     head = text.split("\nfleet:\n", 1)[0]
     mine = tmp_path / "imagesmith.yaml"
     mine.write_text(head + "\nfleet:\n" + section + "\n")
     assert policy.check(load_policy(mine, kb), derived) == ()  # the derived section round-trips
-    drift = policy.check(load_policy(Path(__file__).resolve().parents[2] / "imagesmith.yaml", kb), derived)
+    drift = policy.check(
+        load_policy(Path(__file__).resolve().parents[2] / "examples" / "team" / "imagesmith.yaml", kb),
+        derived,
+    )
     kinds = [d.kind for d in drift]
     # The H100, L4 and T4 pools run other drivers than planned; the cluster's A100 80GB pool is not planned;
     # the V100, A100 40GB and B200 entries plan for nodes the cluster does not run.

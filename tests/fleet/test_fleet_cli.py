@@ -75,7 +75,7 @@ def test_policy_from_the_cluster_plans_images_for_it(tmp_path: Path) -> None:
     accepts, and the plan covers every pool of the cluster."""
     p = run("policy", "--nodes", NODES)
     assert p.returncode == 0 and p.stdout.startswith("# The fleet as the cluster reports it")
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[2] / "examples" / "team"
     head = (root / "imagesmith.yaml").read_text().split("\nfleet:\n", 1)[0]
     policy = tmp_path / "imagesmith.yaml"
     policy.write_text(head + "\n" + p.stdout.split("\n", 1)[1] + "\n")

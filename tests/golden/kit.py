@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from imagesmith.team.assets import copy_project_templates
 from tests.templates.templates_kit import commit_all, git
 
 REPO = Path(__file__).resolve().parents[2]
@@ -73,8 +73,7 @@ def team_repository(root: Path, policy: str, *, allow_unlocked: bool = False) ->
     """The team's template repository: this checkout's templates, the team's policy, its locks (resolved for
     real against PyPI by uv) and its rendered plan, as the team commits them."""
     root.mkdir(parents=True)
-    shutil.copy2(REPO / "copier.yml", root / "copier.yml")
-    shutil.copytree(REPO / "templates", root / "templates")
+    copy_project_templates(root)
     (root / "imagesmith.yaml").write_text(policy, encoding="utf-8")
     locked = imagesmith("images", "lock", "--ca-cert", str(HOST_CA), cwd=root)
     # allow_unlocked: images whose index does not answer here stay unlocked (and say so), the rest lock.

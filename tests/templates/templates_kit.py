@@ -12,7 +12,10 @@ from typing import Any
 
 import yaml
 
+from imagesmith.team.assets import copy_project_templates
+
 REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "examples" / "team"  # the example team repository's policy, locks and plan
 VENV_BIN = Path(sys.executable).parent
 SCHEMAS = Path(__file__).resolve().parent / "k8s_schemas"
 PLAN_JSON = Path("base_images") / "plan.json"
@@ -49,13 +52,12 @@ def clone_template(dst: Path, *, policy: str | None = None) -> Path:
     ``imagesmith.yaml``), that policy replaces this checkout's and its plan is rendered into the clone.
     """
     dst.mkdir(parents=True)
-    shutil.copy2(REPO / "copier.yml", dst / "copier.yml")
-    shutil.copytree(REPO / "templates", dst / "templates")
+    copy_project_templates(dst)
     if policy is None:
-        shutil.copy2(REPO / "imagesmith.yaml", dst / "imagesmith.yaml")
+        shutil.copy2(EXAMPLE / "imagesmith.yaml", dst / "imagesmith.yaml")
         (dst / PLAN_JSON).parent.mkdir(parents=True)
-        shutil.copy2(REPO / PLAN_JSON, dst / PLAN_JSON)
-        for lock in (REPO / "base_images").glob("*/requirements.lock"):  # the team commits its locks
+        shutil.copy2(EXAMPLE / PLAN_JSON, dst / PLAN_JSON)
+        for lock in (EXAMPLE / "base_images").glob("*/requirements.lock"):  # the team commits its locks
             (dst / "base_images" / lock.parent.name).mkdir(exist_ok=True)
             shutil.copy2(lock, dst / "base_images" / lock.parent.name / lock.name)
     else:
@@ -87,7 +89,7 @@ def set_policy(template: Path, policy: str) -> None:
 
 def team_policy(registry: str, *, drop_nodes: tuple[str, ...] = ()) -> str:
     """This checkout's policy pushed to another registry, optionally without some fleet nodes."""
-    text = (REPO / "imagesmith.yaml").read_text(encoding="utf-8")
+    text = (EXAMPLE / "imagesmith.yaml").read_text(encoding="utf-8")
     assert "\nregistry: ghcr.io/acme/ml " in text
     text = text.replace("\nregistry: ghcr.io/acme/ml ", f"\nregistry: {registry} ", 1)
     lines = text.splitlines(keepends=True)

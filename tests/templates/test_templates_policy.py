@@ -33,8 +33,8 @@ from tests.templates.templates_kit import (
 TEAM = "localhost:5000/team"
 MOVED = "localhost:5000/platform"
 OLD_GPU_NODES = ("p3-v100", "g4dn-t4", "p4d-a100")
-TORCH_CU126 = f"{TEAM}/torch:2.13.0-py3.11-cu12.6-runtime-bookworm"
-TORCH_CU130 = f"{TEAM}/torch:2.13.0-py3.11-cu13.0-runtime-bookworm"
+TORCH_CU126 = f"{TEAM}/torch:2.13.0-py3.11-cu12.6-runtime-bookworm-r1"
+TORCH_CU130 = f"{TEAM}/torch:2.13.0-py3.11-cu13.0-runtime-bookworm-r1"
 V2_LABEL = 'LABEL org.opencontainers.image.vendor="team"\n'
 
 
@@ -185,7 +185,7 @@ def test_without_a_rendered_plan_the_policy_then_the_embedded_default_is_used(
     tmp_path: Path, keeps: str
 ) -> None:
     template = clone_template(tmp_path / "tpl", policy=team_policy(TEAM))
-    git(template, "rm", "-q", "-r", "base_images", "ci")
+    git(template, "rm", "-q", "-r", "base_images", ".github", "docker-bake.json")
     if keeps == "nothing":
         git(template, "rm", "-q", "imagesmith.yaml")
     commit_all(template, f"keep only: {keeps}")
