@@ -74,3 +74,12 @@ def os_base(docker_engine: docker_harness.Engine) -> str:
 @pytest.fixture(scope="session")
 def docker_client(docker_engine: docker_harness.Engine) -> Any:
     return docker_engine.client
+
+
+@pytest.fixture(scope="session")
+def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """imagesmith wheels built with `python -m build` from this checkout: its own version, and the next
+    release (the same code with a bumped version and small template changes), in one wheelhouse."""
+    from tests.team import kit
+
+    return kit.build_wheels(tmp_path_factory.mktemp("wheels"))

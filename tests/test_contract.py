@@ -49,6 +49,19 @@ def test_framework_tags_round_trip() -> None:
     assert tags.parse_framework_tag("r.io/ml/base:py3.11-bookworm") is None
 
 
+@pytest.mark.parametrize("release", [0, 1, 12])
+def test_the_release_part_of_immutable_tags_round_trips(release: int) -> None:
+    tag = tags.framework_tag(
+        "r.io/ml", framework="jax", version="0.10.0", python="3.11", cuda="12.9", variant="runtime",
+        os="bookworm", release=release,
+    )  # fmt: skip
+    assert tag.endswith("-bookworm" if release == 0 else f"-bookworm-r{release}")
+    parsed = tags.parse_framework_tag(tag)
+    assert parsed is not None and (parsed.os, parsed.release) == ("bookworm", release)
+    base = tags.base_tag("r.io/ml", python="3.11", os="trixie", release=release)
+    assert base == "r.io/ml/base:py3.11-trixie" + (f"-r{release}" if release else "")
+
+
 def test_labels_round_trip_and_read_none_for_unknown() -> None:
     promised = labels.ImageLabels(
         variant="runtime", python="3.11", os="bookworm", framework="torch==2.13.0+cu130", cuda="13.0.2",

@@ -60,9 +60,9 @@ def _setuptools_is_recent() -> bool:
     return major >= 77  # pyproject.toml's build requirement; older ones cannot build this project
 
 
-def build_wheel() -> Path:
-    """A wheel of this checkout, from the cache when the sources did not change."""
-    root = source_root()
+def build_wheel(root: Path | None = None) -> Path:
+    """A wheel of the checkout at ``root`` (default: this imagesmith's), cached while its sources stay the same."""
+    root = root or source_root()
     if root is None:
         raise UsageError(
             "this imagesmith is not a source checkout, so it cannot build its own wheel",
@@ -173,8 +173,30 @@ def wheel_version(path: Path) -> str:
     return parts[1] if len(parts) >= 5 and path.suffix == ".whl" else ""
 
 
-def for_release(version: str, *, push: bool, given: Path | None, warn: Callable[[str], None]) -> Path:
-    """The wheel of the pinned release ``version`` (see the module's docstring); refuses what is not it."""
+def checkout_version(root: Path) -> str | None:
+    """The version a source checkout declares (``version = "..."`` in its pyproject.toml)."""
+    import re
+
+    try:
+        text = (root / "pyproject.toml").read_text(encoding="utf-8")
+    except OSError:
+        return None
+    match = re.search(r'^version\s*=\s*"([^"]+)"', text, re.MULTILINE)
+    return match.group(1) if match else None
+
+
+def for_release(
+    version: str,
+    *,
+    push: bool,
+    given: Path | None,
+    warn: Callable[[str], None],
+    checkout: Path | None = None,
+) -> Path:
+    """The wheel of the pinned release ``version`` (see the module's docstring); refuses what is not it.
+
+    ``checkout``: the source checkout this imagesmith runs from (default: found from the running package;
+    None when installed from a wheel)."""
     if given is not None:
         if wheel_version(given) != version:
             raise UsageError(
@@ -182,8 +204,8 @@ def for_release(version: str, *, push: bool, given: Path | None, warn: Callable[
                 where=f"--imagesmith-wheel {given}",
             )
         return given
-    root = source_root()
-    if root is None or imagesmith.__version__ != version:
+    root = checkout or source_root()
+    if root is None or checkout_version(root) != version:
         return download_release(version)
     changed = uncommitted_changes(root)
     if changed:
@@ -196,4 +218,4 @@ def for_release(version: str, *, push: bool, given: Path | None, warn: Callable[
                 hint="commit the changes (or build without --push)",
             )
         warn(f"imagesmith: warning: building with uncommitted tool changes in {root} ({shown})")
-    return build_wheel()
+    return build_wheel(root)

@@ -227,15 +227,17 @@ def resolve(
         if previous is not None and not upgrade:
             # uv prefers the versions already in its output file: an unchanged package keeps its pin.
             out.write_text(previous.dumps(), encoding="utf-8")
+        # Relative paths, run in the temporary folder: uv writes the input's path into its "# via -r" notes,
+        # and a lock that names a temporary folder would differ on every run (and leak the machine's paths).
         cmd = [
             uv,
             "pip",
             "compile",
-            str(work / "requirements.in"),
+            "requirements.in",
             "--constraint",
-            str(work / "constraints.txt"),
+            "constraints.txt",
             "--output-file",
-            str(out),
+            out.name,
             "--generate-hashes",
             "--no-header",
             "--quiet",
@@ -253,7 +255,9 @@ def resolve(
         env = {**os.environ, "UV_NO_CONFIG": "1"}
         if ca_cert is not None:
             env["SSL_CERT_FILE"] = str(ca_cert)
-        done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False, timeout=1800)
+        done = subprocess.run(
+            cmd, cwd=work, capture_output=True, text=True, env=env, check=False, timeout=1800
+        )
         if done.returncode != 0:
             raise _resolution_error(request, done.stderr)
         resolved = pins.parse_requirements(out.read_text(encoding="utf-8"), f"uv output for {request.image}")

@@ -38,6 +38,13 @@ def _ask(value: str | None, prompt: str, default: str) -> str:
     help="A framework line, like torch~=2.13.0, 'jax>=0.10,<0.11' or cuda==12.9 (repeat).",
 )
 @click.option(
+    "--variant",
+    "variants",
+    multiple=True,
+    type=click.Choice(["runtime", "devel"]),
+    help="Image variants to build (repeat; default: runtime and devel).",
+)
+@click.option(
     "--node",
     "nodes",
     multiple=True,
@@ -66,6 +73,7 @@ def init_command(
     vendor: str | None,
     pythons: tuple[str, ...],
     frameworks: tuple[str, ...],
+    variants: tuple[str, ...],
     nodes: tuple[str, ...],
     nodes_file: str | None,
     from_cluster: bool,
@@ -113,6 +121,7 @@ def init_command(
         pythons=pythons or ("3.11",),
         frameworks=tuple(init.parse_framework(f) for f in frameworks) or (("torch", "~=2.13.0"),),
         fleet=_fleet(nodes, nodes_file, from_cluster, kubeconfig, context),
+        variants=variants or ("runtime", "devel"),
         adopt=adopt,
     )
     result = init.run_init(options)
@@ -178,3 +187,52 @@ def _fleet(
         init_mod.FleetEntry(name=p.name, driver=str(p.driver), gpu=p.gpu, count=p.count)
         for p in derived.pools
     )
+
+
+@click.command("upgrade")
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Write nothing; print what would change and exit 1 if anything would (for CI).",
+)
+@click.option(
+    "--dir",
+    "root",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    default=Path(),
+    help="The team's repository (default: the current directory).",
+)
+def upgrade_command(check: bool, root: Path) -> int:
+    """Move the team's repository to this imagesmith: the pin and release, the team-repository template's
+    files (copier's update: your edits kept, conflicts marked inline), the re-planned images.
+
+    Prints what changes before writing anything: images added and removed, tags that move, each fleet node's
+    coverage before and after, project-template files that change.
+    """
+    from imagesmith.team import upgrade
+
+    if not check:
+        upgrade.check_clean(root)  # before anything is prepared or printed as if it would happen
+    report, new_text = upgrade.plan_upgrade(root)
+    for line in report.lines():
+        click.echo(line)
+    if check:
+        if report.changes:
+            raise NegativeAnswer(
+                f"an upgrade to imagesmith {report.new_version} would change this repository",
+                where=str(root / "imagesmith.yaml"),
+                hint="run `imagesmith upgrade`",
+            )
+        click.echo(f"up to date with imagesmith {report.new_version}")
+        return EXIT_OK
+    if not report.changes:
+        click.echo(f"up to date with imagesmith {report.new_version}; nothing written")
+        return EXIT_OK
+    applied = upgrade.apply(report, new_text)
+    click.echo(f"upgraded to imagesmith {report.new_version}: {applied.rendered} rendered files")
+    for name in applied.conflicts:
+        click.echo(f"  CONFLICT (inline markers): {name}")
+    if applied.unlocked:
+        click.echo(f"  not locked: {', '.join(applied.unlocked)} (run `imagesmith images lock`)")
+    click.echo("next: review `git diff`, commit, and tag a template release (git tag vN) for the projects")
+    return EXIT_OK

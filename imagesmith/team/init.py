@@ -39,6 +39,7 @@ class InitOptions:
     pythons: tuple[str, ...]
     frameworks: tuple[tuple[str, str], ...]  # (framework, specifier), in the order given
     fleet: tuple[FleetEntry, ...]
+    variants: tuple[str, ...] = ("runtime", "devel")
     adopt: bool = False
 
 
@@ -110,7 +111,7 @@ def policy_text(options: InitOptions, *, bases: dict[str, dict[str, str]]) -> st
         "# Python versions to build for; each must be provided by a base above.",
         f"pythons: {_flow(list(options.pythons))}",
         "# runtime = the framework and its CUDA wheels; devel = runtime + compilers + nvcc.",
-        "variants: [runtime, devel]",
+        f"variants: {_flow(list(options.variants))}",
         "",
         "# Framework lines: each PEP 440 specifier selects the newest known release it admits;",
         "# `cuda` lines are CUDA-runtime-only images.",
@@ -206,12 +207,12 @@ def run_init(options: InitOptions) -> InitResult:
     ref = template_repo.add_current(__version__)
     copied = _copy_template(options, ref)
     policy_file.write_text(text, encoding="utf-8")
-    rendered, uncovered = _render(options.directory)
+    summary = render_repository(options.directory, allow_uncovered=False)
     return InitResult(
         directory=options.directory,
         written=(*copied, paths.POLICY),
-        rendered=rendered,
-        uncovered=uncovered,
+        rendered=summary.files,
+        uncovered=summary.uncovered,
     )
 
 
@@ -243,17 +244,30 @@ def _copy_template(options: InitOptions, ref: str) -> tuple[str, ...]:
     return tuple(top)
 
 
-def _render(directory: Path) -> tuple[int, tuple[str, ...]]:
-    """Plan and render the new repository's images, unlocked until `imagesmith images lock` runs."""
+@dataclass(frozen=True, kw_only=True)
+class RenderSummary:
+    files: int  # rendered files (0: nothing rendered)
+    unlocked: tuple[str, ...]  # images without a current lock: `imagesmith images lock`
+    uncovered: tuple[str, ...]  # fleet node x framework line pairs without an image
+
+
+def render_repository(root: Path, *, allow_uncovered: bool) -> RenderSummary:
+    """Plan and render the repository's images with the locks that still answer the policy (the others
+    unlocked, named); a plan that leaves nodes uncovered is rendered only when ``allow_uncovered``."""
+    from imagesmith.images import lock
     from imagesmith.images.plan import make_plan
     from imagesmith.images.policy import load_policy
     from imagesmith.images.render import render_files, write
     from imagesmith.matrix import knowledge
 
     kb = knowledge.load()
-    plan = make_plan(kb, load_policy(directory / paths.POLICY, kb))
-    if plan.uncovered or not plan.images:
-        return 0, tuple(f"{d.subject}: {d.reason}" for d in plan.uncovered)
-    rendered = render_files(plan)
-    write(rendered, directory)
-    return len(rendered.files), ()
+    plan = make_plan(kb, load_policy(root / paths.POLICY, kb))
+    uncovered = tuple(f"{d.subject}: {d.reason}" for d in plan.uncovered)
+    if not plan.images or (uncovered and not allow_uncovered):
+        return RenderSummary(files=0, unlocked=(), uncovered=uncovered)
+    states = lock.state(plan, lock.read_locks(root, plan))
+    current = {s.image: s.lock for s in states if s.status == "current" and s.lock is not None}
+    rendered = render_files(plan, locks=current, allow_uncovered=bool(uncovered))
+    write(rendered, root)
+    unlocked = tuple(s.image for s in states if s.status != "current")
+    return RenderSummary(files=len(rendered.files), unlocked=unlocked, uncovered=uncovered)

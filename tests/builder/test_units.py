@@ -7,6 +7,7 @@ import gzip
 import io
 import json
 import os
+import subprocess
 import tarfile
 import urllib.error
 import urllib.request
@@ -21,7 +22,7 @@ from imagesmith.builder.certserve import CertServer, read_pem
 from imagesmith.builder.model import BUILT, FAILED, ImageResult, Package
 from imagesmith.contract.labels import INPUT_HASH
 from imagesmith.contract.plan_json import Framework
-from imagesmith.errors import UsageError
+from imagesmith.errors import EnvironmentProblem, UsageError
 
 PEM = b"-----BEGIN CERTIFICATE-----\nMIIBdummy\n-----END CERTIFICATE-----\n"
 
@@ -318,3 +319,55 @@ def test_manifest_json_and_markdown(tmp_path: Path) -> None:
     markdown = (tmp_path / "manifest.md").read_text()
     assert "| base | built | `r/base:1` | aaaaaaaaaaaa | - | 900.0 kB | 2.0 MB | labels ok |" in markdown
     assert "**Failed** at `Step 3/4 : RUN false`" in markdown
+
+
+def _checkout(root: Path, version: str) -> Path:
+    """A source checkout of imagesmith ``version`` as git sees it: committed, so clean."""
+    (root / "imagesmith").mkdir(parents=True)
+    (root / "imagesmith" / "__init__.py").write_text(f'__version__ = "{version}"\n')
+    (root / "pyproject.toml").write_text(f'[project]\nname = "imagesmith"\nversion = "{version}"\n')
+    env = {
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@x",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@x",
+    }
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "release"]):
+        subprocess.run(["git", *args], cwd=root, check=True, env={**os.environ, **env})
+    return root
+
+
+def test_the_pinned_release_is_never_a_dirty_checkout_under_release_tags(tmp_path: Path) -> None:
+    checkout = _checkout(tmp_path / "src", "7.1.0")
+    assert wheel.uncommitted_changes(checkout) == [] and wheel.checkout_version(checkout) == "7.1.0"
+    (checkout / "imagesmith" / "__init__.py").write_text('__version__ = "7.1.0"  # a local change\n')
+    assert wheel.uncommitted_changes(checkout) == ["imagesmith/__init__.py"]
+    warned: list[str] = []
+    with pytest.raises(UsageError) as refused:
+        wheel.for_release("7.1.0", push=True, given=None, warn=warned.append, checkout=checkout)
+    line = refused.value.one_line()
+    assert "uncommitted changes (imagesmith/__init__.py)" in line and "not release 7.1.0" in line
+    assert "nothing built or pushed" in line and line.startswith(str(checkout))
+
+
+def test_a_given_wheel_must_be_the_pinned_release(tmp_path: Path) -> None:
+    other = tmp_path / "imagesmith-7.0.0-py3-none-any.whl"
+    _wheel(other, "v = 1\n", (2020, 1, 1, 0, 0, 0))
+    with pytest.raises(UsageError) as refused:
+        wheel.for_release("7.1.0", push=False, given=other, warn=print)
+    assert "the wheel is imagesmith 7.0.0, the policy pins 7.1.0" in refused.value.one_line()
+    assert wheel.for_release("7.0.0", push=True, given=other, warn=print) == other
+
+
+def test_a_release_the_index_does_not_have_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another version than the checkout's comes from the package index; here an index (a find-links folder)
+    that does not have it."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path))
+    checkout = _checkout(tmp_path / "src", "7.1.0")
+    with pytest.raises(EnvironmentProblem) as missing:
+        wheel.for_release("7.2.0", push=False, given=None, warn=print, checkout=checkout)
+    assert missing.value.one_line().startswith("imagesmith-version: cannot download imagesmith 7.2.0")

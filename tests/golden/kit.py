@@ -13,7 +13,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from imagesmith.team.assets import copy_project_templates
 from tests.templates.templates_kit import commit_all, git
 
 REPO = Path(__file__).resolve().parents[2]
@@ -70,11 +69,13 @@ def team_policy(
 
 
 def team_repository(root: Path, policy: str, *, allow_unlocked: bool = False) -> Path:
-    """The team's template repository: this checkout's templates, the team's policy, its locks (resolved for
-    real against PyPI by uv) and its rendered plan, as the team commits them."""
+    """The team's repository as `imagesmith init --adopt` makes it around the team's policy (pinned to this
+    imagesmith, the project templates from the package), its locks (resolved for real against PyPI by uv) and
+    its rendered plan, as the team commits them."""
     root.mkdir(parents=True)
-    copy_project_templates(root)
     (root / "imagesmith.yaml").write_text(policy, encoding="utf-8")
+    adopted = imagesmith("init", str(root), "--adopt", cwd=root.parent)
+    assert adopted.returncode in (0, 1), adopted.stdout + adopted.stderr  # 1: rendered below, with its locks
     locked = imagesmith("images", "lock", "--ca-cert", str(HOST_CA), cwd=root)
     # allow_unlocked: images whose index does not answer here stay unlocked (and say so), the rest lock.
     assert locked.returncode == 0 or allow_unlocked, locked.stdout + locked.stderr
