@@ -254,7 +254,15 @@ def test_the_command_has_distinct_exit_codes_and_one_line_errors() -> None:
     code, out, err = run(["--image", EMBEDDED_CU130, "--instance", "g2-standard-4", "--cloud", "gcp"])
     assert code == EXIT_ENVIRONMENT and err.startswith("unknown:") and "[UNKNOWN_VERSION]" in err
     code, out, err = run(
-        ["--image", EMBEDDED_CU130, "--nodes", str(NODES), "-l", "eks.amazonaws.com/nodegroup=a100-535", "--json"]
+        [
+            "--image",
+            EMBEDDED_CU130,
+            "--nodes",
+            str(NODES),
+            "-l",
+            "eks.amazonaws.com/nodegroup=a100-535",
+            "--json",
+        ]
     )
     assert code == EXIT_NEGATIVE
     payload: dict[str, Any] = json.loads(out)

@@ -167,7 +167,9 @@ def test_another_release_line_is_stopped_at_the_door(tmp_path: Path, home: Path)
         policy.read_text().replace(f'imagesmith-version: "{version}"', f'imagesmith-version: "{newer}"')
     )
     line_number = next(
-        i for i, text in enumerate(policy.read_text().splitlines(), 1) if text.startswith("imagesmith-version")
+        i
+        for i, text in enumerate(policy.read_text().splitlines(), 1)
+        if text.startswith("imagesmith-version")
     )
     for command in (
         ("images", "plan"),
