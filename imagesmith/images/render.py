@@ -185,9 +185,10 @@ CI_INPUTS_SCRIPT = """\
 if [ -n "${INPUT_PIP_INDEX_URL:-}" ]; then echo "PIP_INDEX_URL=$INPUT_PIP_INDEX_URL" >> "$GITHUB_ENV"; fi
 if [ -n "${INPUT_OS_BASE_MIRROR:-}" ]; then echo "IMAGESMITH_OS_BASE_MIRROR=$INPUT_OS_BASE_MIRROR" >> "$GITHUB_ENV"; fi
 if [ -n "${INPUT_PROXY_CA_PEM:-}" ]; then
-  printf '%s\\n' "$INPUT_PROXY_CA_PEM" > "$RUNNER_TEMP/proxy-ca.pem"
-  echo "PIP_CERT=$RUNNER_TEMP/proxy-ca.pem" >> "$GITHUB_ENV"
-  echo "IMAGESMITH_CA_CERT=$RUNNER_TEMP/proxy-ca.pem" >> "$GITHUB_ENV"
+  bundle="$RUNNER_TEMP/ca-bundle.pem"
+  { cat /etc/ssl/certs/ca-certificates.crt 2>/dev/null || true; printf '%s\\n' "$INPUT_PROXY_CA_PEM"; } > "$bundle"
+  echo "PIP_CERT=$bundle" >> "$GITHUB_ENV"
+  echo "IMAGESMITH_CA_CERT=$bundle" >> "$GITHUB_ENV"
 fi
 """
 

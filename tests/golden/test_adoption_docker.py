@@ -106,8 +106,16 @@ def test_a_team_adopts_imagesmith_from_the_wheel_and_upgrades(
     docker_client.images.get(os_base).tag(f"{mirror}/library/debian", "bookworm-slim")
     docker_client.images.push(f"{mirror}/library/debian", "bookworm-slim")
     docker_client.images.remove(f"{mirror}/{MIRROR_IMAGE}")
-    secrets = {"OS_BASE_MIRROR": mirror, "PROXY_CA_PEM": kit.HOST_CA.read_text()}
-    built = run_workflow(team, docker_client, f"{registry}/", tmp_path / "ci-v1", secrets=secrets, env=env)
+    secrets = {"OS_BASE_MIRROR": mirror}
+    proxy_cas = sorted(Path("/usr/local/share/ca-certificates").glob("*.crt"))
+    if proxy_cas:  # this machine's TLS-intercepting proxy: its CA is the input a team behind one sets
+        secrets["PROXY_CA_PEM"] = "".join(p.read_text() for p in proxy_cas)
+    # A runner trusts what a fresh one trusts: the CA comes from the workflow's input, not this machine's pip.
+    trusting = ("PIP_CERT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+    runner_env = {k: v for k, v in env.items() if k not in trusting} | {"PIP_CONFIG_FILE": "/dev/null"}
+    built = run_workflow(
+        team, docker_client, f"{registry}/", tmp_path / "ci-v1", secrets=secrets, env=runner_env
+    )
     plan = golden.plan(team)
     assert {i["name"]: i["status"] for i in built.values()} == {i["name"]: "built" for i in plan["images"]}
     runtime = next(i for i in plan["images"] if i["variant"] == "runtime")
