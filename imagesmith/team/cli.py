@@ -211,6 +211,7 @@ def upgrade_command(check: bool, root: Path) -> int:
     """
     from imagesmith.team import upgrade
 
+    root = root.resolve()
     if not check:
         upgrade.check_clean(root)  # before anything is prepared or printed as if it would happen
     report, new_text = upgrade.plan_upgrade(root)

@@ -221,6 +221,7 @@ def _copy_template(options: InitOptions, ref: str) -> tuple[str, ...]:
 
     from imagesmith.errors import EnvironmentProblem
     from imagesmith.team import template_repo
+    from imagesmith.team.template_repo import last_line
 
     before = set(options.directory.rglob("*")) if options.directory.is_dir() else set()
     try:
@@ -236,7 +237,7 @@ def _copy_template(options: InitOptions, ref: str) -> tuple[str, ...]:
         )
     except Exception as exc:  # copier's own errors: one line, never its traceback
         raise EnvironmentProblem(
-            f"copier could not copy the team-repository template: {str(exc).strip().splitlines()[-1:]}",
+            f"copier could not copy the team-repository template: {last_line(str(exc)) or type(exc).__name__}",
             where=str(options.directory),
         ) from None
     after = {p for p in options.directory.rglob("*") if p.is_file()}

@@ -31,6 +31,12 @@ _GIT_ENV = {
 WHEEL_PREFIX = "imagesmith/team/template/"
 
 
+def last_line(text: str) -> str:
+    """The last non-empty line of a tool's message: what a one-line error quotes."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
 def repo_path() -> Path:
     return Path(SRC_PATH).expanduser()
 
@@ -53,7 +59,7 @@ def _git(repo: Path, *args: str) -> str:
         raise EnvironmentProblem("git is not installed; imagesmith init and upgrade need it") from None
     if done.returncode != 0:
         raise EnvironmentProblem(
-            f"git {' '.join(args)} failed: {(done.stderr or done.stdout).strip().splitlines()[-1:]}",
+            f"git {' '.join(args)} failed: {last_line(done.stderr or done.stdout) or 'no output'}",
             where=str(repo),
         )
     return done.stdout.strip()

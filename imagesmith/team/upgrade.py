@@ -228,9 +228,12 @@ def apply(report: UpgradeReport, new_text: str) -> Applied:
     if str(answers["_commit"]) != template_repo.tag(report.new_version):
         import copier
 
+        from imagesmith.team.template_repo import last_line
+
         try:
             copier.run_update(
                 root,
+                answers_file=paths.TEAM_ANSWERS,
                 vcs_ref=template_repo.tag(report.new_version),
                 defaults=True,
                 overwrite=True,
@@ -241,7 +244,7 @@ def apply(report: UpgradeReport, new_text: str) -> Applied:
             )
         except Exception as exc:  # copier's own errors: one line, never its traceback
             raise EnvironmentProblem(
-                f"copier could not update the team's files: {str(exc).strip().splitlines()[-1:]}",
+                f"copier could not update the team's files: {last_line(str(exc)) or type(exc).__name__}",
                 where=str(root),
             ) from None
     (root / paths.POLICY).write_text(new_text, encoding="utf-8")
