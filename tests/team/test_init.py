@@ -3,6 +3,7 @@ template cache): what a team's repository holds, and every refusal as one line w
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -213,3 +214,31 @@ def test_upgrade_refuses_uncommitted_changes(tmp_path: Path, home: Path) -> None
     (team / "projects.yaml").write_text("projects: []  # edited\n")
     line = one_line_error(run("upgrade", cwd=team, home=home), 2)
     assert "uncommitted changes (projects.yaml); nothing done" in line
+
+
+def test_rendered_files_carry_the_pin_never_the_running_imagesmith() -> None:
+    """So a patch release of the same line renders byte for byte the same (`render --check` stays green)."""
+    from imagesmith import __version__
+    from imagesmith.images.plan import make_plan
+    from imagesmith.images.policy import default_policy_text, parse_policy
+    from imagesmith.images.render import render_files
+    from imagesmith.images.yamlpos import load_text
+    from imagesmith.matrix import knowledge
+
+    pin = "0.0.7"
+    assert pin != __version__
+    text = default_policy_text().replace(
+        "schema: 1\n", f'schema: 1\nimagesmith-version: "{pin}"\nrelease: 3\n', 1
+    )
+    kb = knowledge.load()
+    files = render_files(make_plan(kb, parse_policy(load_text(text, "imagesmith.yaml"), kb))).files
+    for path, body in files.items():
+        assert f"imagesmith {__version__}" not in body and f"imagesmith=={__version__}" not in body, path
+        assert f'"io.imagesmith.version": "{__version__}"' not in body, path
+    assert f'python -m pip install "imagesmith=={pin}"' in files[".github/workflows/images.yml"]
+    assert f'"imagesmith_release": "{pin}"' in files["base_images/plan.json"]
+    assert all(
+        f"io.imagesmith.version={json.dumps(pin)}" in body
+        for p, body in files.items()
+        if p.endswith("Dockerfile")
+    )
