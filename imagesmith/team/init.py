@@ -204,8 +204,8 @@ def run_init(options: InitOptions) -> InitResult:
 
     from imagesmith.team import template_repo
 
-    ref = template_repo.add_current(__version__)
-    copied = _copy_template(options, ref)
+    template_repo.add_current(__version__)
+    copied = _copy_template(options)
     policy_file.write_text(text, encoding="utf-8")
     summary = render_repository(options.directory, allow_uncovered=False)
     return InitResult(
@@ -216,30 +216,15 @@ def run_init(options: InitOptions) -> InitResult:
     )
 
 
-def _copy_template(options: InitOptions, ref: str) -> tuple[str, ...]:
-    import copier
-
-    from imagesmith.errors import EnvironmentProblem
+def _copy_template(options: InitOptions) -> tuple[str, ...]:
     from imagesmith.team import template_repo
-    from imagesmith.team.template_repo import last_line
 
     before = set(options.directory.rglob("*")) if options.directory.is_dir() else set()
-    try:
-        copier.run_copy(
-            template_repo.SRC_PATH,
-            options.directory,
-            data={"team_name": options.team_name, "registry": options.registry},
-            vcs_ref=ref,
-            defaults=True,
-            overwrite=False,
-            quiet=True,
-            unsafe=False,
-        )
-    except Exception as exc:  # copier's own errors: one line, never its traceback
-        raise EnvironmentProblem(
-            f"copier could not copy the team-repository template: {last_line(str(exc)) or type(exc).__name__}",
-            where=str(options.directory),
-        ) from None
+    template_repo.copy_into(
+        options.directory,
+        version=__version__,
+        data={"team_name": options.team_name, "registry": options.registry},
+    )
     after = {p for p in options.directory.rglob("*") if p.is_file()}
     top = sorted({p.relative_to(options.directory).parts[0] for p in after - before})
     return tuple(top)

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 from imagesmith.errors import EnvironmentProblem
@@ -155,3 +156,40 @@ def changed_project_files(old: str, new: str) -> list[str]:
         repo_path(), "diff", "--name-status", tag(old), tag(new), "--", "repo/copier.yml", "repo/templates"
     )
     return [line.replace("\trepo/", " ", 1) for line in out.splitlines() if line.strip()]
+
+
+def _copier(what: str, where: Path, call: Callable[[], object]) -> None:
+    try:
+        call()
+    except Exception as exc:  # copier's own errors: one line, never its traceback
+        raise EnvironmentProblem(
+            f"copier could not {what}: {last_line(str(exc)) or type(exc).__name__}", where=str(where)
+        ) from None
+
+
+def copy_into(directory: Path, *, version: str, data: dict[str, str]) -> None:
+    """``copier copy`` of the team-repository template at ``v<version>`` into ``directory``."""
+    import copier
+
+    _copier(
+        "copy the team-repository template",
+        directory,
+        lambda: copier.run_copy(
+            SRC_PATH, directory, data=data, vcs_ref=tag(version), defaults=True, overwrite=False, quiet=True,
+            unsafe=False,
+        ),
+    )  # fmt: skip
+
+
+def update(root: Path, *, version: str, answers_file: str) -> None:
+    """``copier update`` of a team's repository to the template of ``v<version>``: edits kept, conflicts inline."""
+    import copier
+
+    _copier(
+        "update the team's files",
+        root,
+        lambda: copier.run_update(
+            root, answers_file=answers_file, vcs_ref=tag(version), defaults=True, overwrite=True,
+            conflict="inline", quiet=True, unsafe=False, skip_answered=True,
+        ),
+    )  # fmt: skip

@@ -18,7 +18,7 @@ import yaml
 
 from imagesmith import __version__
 from imagesmith.contract import paths, plan_json, requirement
-from imagesmith.errors import EnvironmentProblem, UsageError
+from imagesmith.errors import UsageError
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -226,27 +226,7 @@ def apply(report: UpgradeReport, new_text: str) -> Applied:
     root = report.root
     answers = read_answers(root)
     if str(answers["_commit"]) != template_repo.tag(report.new_version):
-        import copier
-
-        from imagesmith.team.template_repo import last_line
-
-        try:
-            copier.run_update(
-                root,
-                answers_file=paths.TEAM_ANSWERS,
-                vcs_ref=template_repo.tag(report.new_version),
-                defaults=True,
-                overwrite=True,
-                conflict="inline",
-                quiet=True,
-                unsafe=False,
-                skip_answered=True,
-            )
-        except Exception as exc:  # copier's own errors: one line, never its traceback
-            raise EnvironmentProblem(
-                f"copier could not update the team's files: {last_line(str(exc)) or type(exc).__name__}",
-                where=str(root),
-            ) from None
+        template_repo.update(root, version=report.new_version, answers_file=paths.TEAM_ANSWERS)
     (root / paths.POLICY).write_text(new_text, encoding="utf-8")
     from imagesmith.team.init import render_repository
 
