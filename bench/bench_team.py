@@ -64,10 +64,16 @@ def run() -> list[dict[str, object]]:
         wheels = kit.build_wheels(work / "wheels")
         version = kit.current_version()
         env = kit.machine_env(work / "home", next(iter(wheels.values())).parent)
-        # Install: cold and warm, against copier alone.
+        # Install: cold and warm, against copier alone; only PyPI and the wheelhouse (this machine's local
+        # mirror of many wheels would make "cold" warm).
+        index_only = {
+            **env,
+            "PIP_FIND_LINKS": str(next(iter(wheels.values())).parent),
+            "PIP_CACHE_DIR": str(work / "pip-cache"),
+        }
         for cold in (True, False):
-            ours = _install(work, f"imagesmith=={version}", env, cold=cold)
-            theirs = _install(work, "copier", env, cold=cold)
+            ours = _install(work, f"imagesmith=={version}", index_only, cold=cold)
+            theirs = _install(work, "copier", index_only, cold=cold)
             label = "cold pip cache" if cold else "warm pip cache"
             rows.append(
                 row(f"pip install imagesmith into a fresh venv ({label})", ours, "pip install copier", theirs)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import click
 
+from imagesmith.contract import paths, plan_json
 from imagesmith.errors import NegativeAnswer, UnknownName, UsageError
 
 
@@ -30,7 +30,7 @@ def _base_images(values: tuple[str, ...], os_names: list[str]) -> tuple[tuple[st
     return tuple(pairs)
 
 
-def _mirrored(loaded: Any, mirror: str | None) -> tuple[tuple[str, str], ...]:
+def _mirrored(loaded: plan_json.Plan, mirror: str | None) -> tuple[tuple[str, str], ...]:
     """``--base-image`` pairs sending each Docker Hub OS base through ``mirror`` (later --base-image win)."""
     from imagesmith.contract.tags import ImageRef
 
@@ -60,7 +60,7 @@ def _mirrored(loaded: Any, mirror: str | None) -> tuple[tuple[str, str], ...]:
     "--plan",
     "plan_path",
     type=click.Path(path_type=Path, dir_okay=False),
-    default=Path("base_images/plan.json"),
+    default=Path(paths.PLAN_JSON),
     show_default=True,
     help="plan.json written by `imagesmith images render`.",
 )

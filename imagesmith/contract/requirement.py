@@ -48,6 +48,12 @@ def compatible(installed: Version, pin: Version) -> bool:
     return (installed.major, installed.minor) == (pin.major, pin.minor) and installed >= pin
 
 
+def check_mapping(data: object, *, installed: str, where: str, repository: str) -> None:
+    """``check`` for a policy document read as a mapping (the copier extension's reading of a template's policy)."""
+    if isinstance(data, dict) and KEY in data:
+        check(installed, parse_pin(data[KEY], where=where), where=where, repository=repository)
+
+
 def check(installed_text: str, pin: Version, *, where: str, repository: str = "the team repository") -> None:
     """Raise ``VersionSkew`` unless the installed imagesmith may work on a repository pinned to ``pin``."""
     installed = Version(installed_text)

@@ -16,14 +16,14 @@ from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
 
-from imagesmith.contract import plan_json
+from imagesmith.contract import paths, plan_json
 from imagesmith.contract.labels import ImageLabels
 from imagesmith.contract.sm import parse_sm
 from imagesmith.contract.tags import parse_framework_tag
 from imagesmith.matrix.versions import NvVersion
 
-PLAN_JSON = Path("base_images") / "plan.json"
-POLICY_FILE = Path("imagesmith.yaml")
+PLAN_JSON = Path(paths.PLAN_JSON)
+POLICY_FILE = Path(paths.POLICY)
 EMBEDDED = "the policy embedded in imagesmith"
 
 
@@ -205,13 +205,10 @@ def _check_pin(path: str, stamp: tuple[int, int] | None) -> None:
     from imagesmith.images.yamlpos import load_file
 
     doc = load_file(path)
-    if not isinstance(doc.data, dict) or requirement.KEY not in doc.data:
-        return
     # copier renders from a temporary clone: name the file as the team knows it.
     line = doc.where(requirement.KEY).rpartition(":")[2]
     where = f"the team repository's {POLICY_FILE.as_posix()}:{line}"
-    pin = requirement.parse_pin(doc.data[requirement.KEY], where=where)
-    requirement.check(__version__, pin, where=where, repository="the team repository")
+    requirement.check_mapping(doc.data, installed=__version__, where=where, repository="the team repository")
 
 
 def curated_choices() -> tuple[CuratedChoice, ...]:

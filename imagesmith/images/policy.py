@@ -64,7 +64,8 @@ class Policy:
     # The imagesmith release the team's repository is made for (contract/requirement.py); None: not pinned
     # (the embedded default, a policy written before init existed): images carry the running imagesmith.
     imagesmith_version: str | None = None
-    # The immutable tags' moving part: 0 (absent) adds nothing, N adds "-rN" (docs/images.md, "Releases").
+    pin_where: str = ""  # file:line of the pin, for the skew check's message
+    # The immutable tags' moving part: 0 (absent) adds nothing, N adds "-rN" (docs/images.md, "Tag contract").
     release: int = 0
 
 
@@ -225,6 +226,7 @@ def parse_policy(doc: Located, kb: Knowledge) -> Policy:
         maintainer=str(top.get("maintainer", "ML platform team")),
         vendor=str(top.get("vendor", "imagesmith")),
         imagesmith_version=pin,
+        pin_where=doc.where(requirement.KEY) if pin else "",
         release=release,
     )
 
@@ -240,18 +242,17 @@ def embedded_policy(kb: Knowledge) -> Policy:
     return parse_policy(load_text(default_policy_text(), "<embedded default policy>"), kb)
 
 
-def load_policy(path: str | os.PathLike[str] | None, kb: Knowledge, *, check_skew: bool = True) -> Policy:
+def load_policy(path: str | os.PathLike[str] | None, kb: Knowledge) -> Policy:
     """The policy at ``path``; without one, ``./imagesmith.yaml`` if present, else the embedded default.
 
     A policy that pins ``imagesmith-version`` is refused (``VersionSkew``) by an imagesmith of another release
-    line, unless ``check_skew`` is off (``imagesmith upgrade``, whose job is to move the pin)."""
+    line (``imagesmith upgrade``, whose job is to move the pin, parses the file itself)."""
     if path is None:
         if not os.path.isfile("imagesmith.yaml"):
             return embedded_policy(kb)
         path = "imagesmith.yaml"
     policy = parse_policy(load_file(path), kb)
-    if check_skew:
-        check_version(policy)
+    check_version(policy)
     return policy
 
 
@@ -266,18 +267,6 @@ def check_version(policy: Policy) -> None:
     requirement.check(
         __version__,
         Version(policy.imagesmith_version),
-        where=_pin_where(policy),
+        where=policy.pin_where,
         repository=os.path.dirname(os.path.abspath(policy.source)),
     )
-
-
-def _pin_where(policy: Policy) -> str:
-    """``file:line`` of the pin (the policy keeps only its file name)."""
-    try:
-        with open(policy.source, encoding="utf-8") as fh:
-            for number, line in enumerate(fh, 1):
-                if line.startswith(requirement.KEY + ":"):
-                    return f"{policy.source}:{number}"
-    except OSError:
-        pass
-    return policy.source

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from imagesmith.contract import pins, plan_json
+from imagesmith.contract import paths, pins, plan_json
 from imagesmith.contract.tags import ImageRef
 from imagesmith.errors import ImagesmithError
 
-PLAN_JSON = Path("base_images") / "plan.json"
+PLAN_JSON = Path(paths.PLAN_JSON)
 
 
 def _image_name(plan: plan_json.Plan, ref: str) -> str | None:

@@ -112,3 +112,31 @@ def test_framework_images_never_install_a_system_toolkit(rendered: Path) -> None
         "/usr/local/nvidia/lib64",
     ):
         assert needle in base
+
+
+def test_files_an_earlier_imagesmith_rendered_into_ci_are_named_and_removed(  # type: ignore[no-untyped-def]
+    run_cli, rendered: Path, tmp_path: Path, example: Path
+) -> None:
+    """Before 0.1.0's team repositories the workflows were rendered into ci/, where GitHub does not look:
+    render names them stale and removes them, and leaves the team's own files in ci/ alone."""
+    copy = tmp_path / "copy"
+    shutil.copytree(rendered, copy)
+    shutil.copy(example / "imagesmith.yaml", copy / "imagesmith.yaml")
+    (copy / "ci").mkdir()
+    (copy / "ci" / "images.yml").write_text((copy / ".github" / "workflows" / "images.yml").read_text())
+    (copy / "ci" / "docker-bake.json").write_text((copy / "docker-bake.json").read_text())
+    (copy / "ci" / "matrix-harvest.yml").write_text("# our own weekly job, not imagesmith's\non: push\n")
+    check = run_cli("images", "render", "--check", "--allow-unlocked", cwd=copy)
+    assert check.returncode == 1
+    assert (
+        "stale: ci/images.yml (rendered by an earlier imagesmith; now .github/workflows/images.yml)"
+        in check.stdout
+    )
+    assert (
+        "stale: ci/docker-bake.json (rendered by an earlier imagesmith; now docker-bake.json)" in check.stdout
+    )
+    assert "matrix-harvest" not in check.stdout
+    fixed = run_cli("images", "render", "--allow-unlocked", cwd=copy)
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert sorted(p.name for p in (copy / "ci").iterdir()) == ["matrix-harvest.yml"]
+    assert run_cli("images", "render", "--check", "--allow-unlocked", cwd=copy).returncode == 0
