@@ -35,6 +35,7 @@ class UpgradeReport:
     new_version: str
     old_release: int
     new_release: int
+    template_version: str  # the team-repository template the repository is at (its answers' _commit)
     added: tuple[str, ...]  # image names
     removed: tuple[str, ...]
     moved: tuple[TagMove, ...]
@@ -170,7 +171,7 @@ def plan_upgrade(root: Path) -> tuple[UpgradeReport, str]:
         for name, tag in new_tags.items()
         if name in old_tags and old_tags[name] != tag
     )
-    lines_before = [(f"{image.framework.name}" if image.framework else None, image.nodes) for image in before]
+    lines_before = [(image.framework.name if image.framework else None, image.nodes) for image in before]
     lines_after = [(image.framework, image.nodes) for image in new_plan.images]
 
     # Both template versions, in the git repository copier updates from.
@@ -188,6 +189,7 @@ def plan_upgrade(root: Path) -> tuple[UpgradeReport, str]:
         new_version=new,
         old_release=current.release,
         new_release=release,
+        template_version=template_old,
         added=tuple(n for n in new_tags if n not in old_tags),
         removed=tuple(n for n in old_tags if n not in new_tags),
         moved=moved,
@@ -224,8 +226,7 @@ def apply(report: UpgradeReport, new_text: str) -> Applied:
     from imagesmith.team import template_repo
 
     root = report.root
-    answers = read_answers(root)
-    if str(answers["_commit"]) != template_repo.tag(report.new_version):
+    if report.template_version != report.new_version:
         template_repo.update(root, version=report.new_version, answers_file=paths.TEAM_ANSWERS)
     (root / paths.POLICY).write_text(new_text, encoding="utf-8")
     from imagesmith.team.init import render_repository
